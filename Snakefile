@@ -1,0 +1,29 @@
+# The whole job: corpora -> (training) -> estimates -> metrics, tables, plots, report.
+#   snakemake --cores all                       # default config (2-core CPU, ~30 min)
+#   snakemake --cores all --configfile config/paper.yaml --profile profiles/slurm
+from snakemake.utils import min_version, validate
+
+min_version("8.0")
+
+
+# The default config only when none is given: `--configfile X` then means X alone,
+# not X deep-merged over the default (which would leak the default's corpora in).
+if not workflow.config_settings.configfiles:
+
+    configfile: "config/config.yaml"
+
+
+validate(config, "workflow/schemas/config.schema.yaml")
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/corpora.smk"
+include: "workflow/rules/training.smk"
+include: "workflow/rules/estimate.smk"
+include: "workflow/rules/evaluate.smk"
+
+
+rule all:
+    input:
+        f"{RESULTS}/evaluation.json",
+    default_target: True

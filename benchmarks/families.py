@@ -1,0 +1,212 @@
+"""Distribution families with analytic MI, addressed as `base-structure-transform`.
+
+Each family draws its parameters per dataset (ranges of REFERENCE §1), asks
+BMI's task constructors for the covariance / dispersion and the ground-truth MI,
+and samples with numpy. BMI's own samplers are JAX functions that recompile for
+every new shape, which makes varying-(n, d) corpora crawl; the distributions
+drawn here are the same (checked against BMI's samplers in the tests).
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable
+
+import numpy as np
+
+from benchmarks.transforms import TRANSFORMS
+
+# (low, high) ranges, drawn uniformly per dataset.
+RANGES = {
+    "off_diag": (0.0, 0.5),
+    "strength": (0.1, 5.0),
+    "df": (1.0, 10.0),
+    "alpha": (0.0, 1.0),
+    "lambd": (0.1, 3.0),
+    "beta": (0.0, 1.5),
+    "eta": (0.1, 5.0),
+    "epsilon": (0.1, 2.0),
+}
+
+
+def _u(rng: np.random.Generator, key: str) -> float:
+    lo, hi = RANGES[key]
+    return float(rng.uniform(lo, hi))
+
+
+@dataclasses.dataclass
+class Distribution:
+    """One fully parametrised member of a family: sample it, read its MI."""
+
+    family: str
+    dx: int
+    dy: int
+    mi: float
+    params: dict[str, Any]
+    sampler: Callable[[int, np.random.Generator], tuple[np.ndarray, np.ndarray]]
+
+    def sample(self, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        x, y = self.sampler(n, rng)
+        return np.ascontiguousarray(x), np.ascontiguousarray(y)
+
+
+# ---------------------------------------------------------------------------
+# Base distributions: return (mi, params, sampler) for given dims.
+
+def _gaussian_sampler(cov: np.ndarray, dx: int, df: float | None = None):
+    chol = np.linalg.cholesky(cov)
+
+    def sample(n: int, rng: np.random.Generator):
+        z = rng.standard_normal((n, cov.shape[0])) @ chol.T
+        if df is not None:  # multivariate t: a normal scaled by sqrt(df / chi2_df)
+            z = z / np.sqrt(rng.chisquare(df, size=(n, 1)) / df)
+        return z[:, :dx], z[:, dx:]
+
+    return sample
+
+
+def _structure_params(structure: str, dx: int, dy: int, rng: np.random.Generator) -> dict[str, Any]:
+    if structure == "dense":
+        return {"off_diag": _u(rng, "off_diag")}
+    if structure == "sparse":
+        return {"n_interacting": int(rng.integers(1, min(dx, dy) + 1)), "strength": _u(rng, "strength")}
+    if structure == "2pair":
+        if min(dx, dy) < 2:
+            raise ValueError("the 2pair structure needs dx, dy >= 2")
+        return {"strength": _u(rng, "strength")}
+    if structure == "lvm":
+        return {"n_interacting": int(rng.integers(1, min(dx, dy) + 1)), "alpha": _u(rng, "alpha"),
+                "lambd": _u(rng, "lambd"), "beta": _u(rng, "beta"), "eta": _u(rng, "eta")}
+    raise ValueError(f"unknown structure {structure!r}")
+
+
+def _normal(structure: str, dx: int, dy: int, rng: np.random.Generator):
+    from bmi.benchmark.tasks import multinormal as mn
+
+    p = _structure_params(structure, dx, dy, rng)
+    task = getattr(mn, f"task_multinormal_{structure}")(dx, dy, **p)
+    cov = np.asarray(task.sampler._covariance)  # BMI keeps it private; pinned at 0.1.3
+    return float(task.mutual_information), p, _gaussian_sampler(cov, dx)
+
+
+def _student(structure: str, dx: int, dy: int, rng: np.random.Generator):
+    from bmi.benchmark.tasks import student as st
+
+    if structure == "lvm":
+        raise ValueError("BMI has no Student-t LVM task")
+    p = _structure_params(structure, dx, dy, rng)
+    p["df"] = _u(rng, "df")
+    task = getattr(st, f"task_student_{structure}")(dx, dy, **p)
+    disp = np.asarray(task.sampler._dispersion)
+    return float(task.mutual_information), p, _gaussian_sampler(disp, dx, df=p["df"])
+
+
+def _additive_noise(structure: str, dx: int, dy: int, rng: np.random.Generator):
+    """X_j ~ U(0,1), Y_j = X_j + U(-eps_j, eps_j), independent across j.
+
+    MI is the sum of BMI's one-dimensional formula (AdditiveUniformSampler), in
+    float64: BMI evaluates it with jax in float32 (tests check the two agree).
+    """
+    if dx != dy:
+        raise ValueError(f"the additive-noise family needs dx == dy, got {dx} and {dy}")
+    eps = np.array([_u(rng, "epsilon") for _ in range(dx)])
+    mi = float(sum(e - np.log(2 * e) if e <= 0.5 else 1 / (4 * e) for e in eps))
+
+    def sample(n: int, g: np.random.Generator):
+        x = g.uniform(0.0, 1.0, size=(n, dx))
+        return x, x + g.uniform(-eps, eps, size=(n, dx))
+
+    return mi, {"epsilon": eps.tolist()}, sample
+
+
+BASES = {"multi_normal": _normal, "multi_student": _student, "multi_additive_noise": _additive_noise}
+
+
+@dataclasses.dataclass(frozen=True)
+class Family:
+    name: str
+    base: str
+    structure: str | None
+    transform: str
+
+    def draw(self, dx: int, dy: int, rng: np.random.Generator) -> Distribution:
+        """Draw parameters for dims (dx, dy) and return the distribution."""
+        if dx < 1 or dy < 1:
+            raise ValueError(f"family {self.name}: dimensions must be >= 1, got dx={dx}, dy={dy}")
+        mi, params, base_sampler = BASES[self.base](self.structure, dx, dy, rng)
+        tx, ty = TRANSFORMS[self.transform]
+        if tx is None:
+            sampler = base_sampler
+        else:
+            def sampler(n, g, _s=base_sampler, _tx=tx, _ty=ty):
+                x, y = _s(n, g)
+                return _tx(x), _ty(y)
+        return Distribution(self.name, dx, dy, mi, params, sampler)
+
+
+def _parse(name: str) -> Family:
+    parts = name.split("-")
+    if len(parts) == 3:
+        base, structure, transform = parts
+    elif len(parts) == 2:
+        (base, transform), structure = parts, None
+    else:
+        raise ValueError(name)
+    return Family(name, base, structure, transform)
+
+
+TRAIN_FAMILIES = (
+    "multi_normal-dense-base", "multi_normal-dense-halfcube", "multi_normal-dense-asinh",
+    "multi_normal-sparse-wigglify", "multi_normal-sparse-base", "multi_normal-lvm-wigglify",
+    "multi_normal-lvm-base", "multi_normal-2pair-base",
+    "multi_student-dense-base", "multi_student-dense-wigglify", "multi_student-sparse-halfcube",
+    "multi_student-sparse-base", "multi_student-sparse-asinh", "multi_student-2pair-asinh",
+    "multi_student-2pair-halfcube",
+    "multi_additive_noise-wigglify",
+)
+IMD_FAMILIES = (
+    "multi_normal-dense-base", "multi_normal-lvm-wigglify", "multi_normal-dense-halfcube",
+    "multi_student-dense-base", "multi_student-sparse-base", "multi_student-sparse-asinh",
+)
+OOMD_FAMILIES = (
+    "multi_normal-dense-wigglify", "multi_normal-sparse-halfcube", "multi_normal-sparse-asinh",
+    "multi_student-sparse-wigglify", "multi_student-dense-halfcube",
+    "multi_additive_noise-base", "multi_additive_noise-halfcube",
+)
+
+FAMILIES: dict[str, Family] = {n: _parse(n) for n in (*TRAIN_FAMILIES, *IMD_FAMILIES, *OOMD_FAMILIES)}
+SPLITS: dict[str, tuple[str, ...]] = {"train": TRAIN_FAMILIES, "imd": IMD_FAMILIES, "oomd": OOMD_FAMILIES}
+
+
+def register_family(family: "Family | Any", split: str | None = None) -> None:
+    """Add a family (any object with `name` and `draw(dx, dy, rng)`), optionally to a split."""
+    if family.name in FAMILIES:
+        raise ValueError(f"family {family.name!r} is already registered")
+    FAMILIES[family.name] = family
+    if split is not None:
+        SPLITS[split] = (*SPLITS.get(split, ()), family.name)
+
+
+def get_family(name: str):
+    _load_extra()
+    try:
+        return FAMILIES[name]
+    except KeyError:
+        raise ValueError(f"unknown family {name!r}; known families: {', '.join(sorted(FAMILIES))}") from None
+
+
+def split_families(split: str) -> tuple[str, ...]:
+    _load_extra()
+    try:
+        return SPLITS[split]
+    except KeyError:
+        raise ValueError(f"unknown split {split!r}; known splits: {', '.join(sorted(SPLITS))}") from None
+
+
+def _load_extra() -> None:
+    """Families beyond the paper's live in their own module, which registers them on import."""
+    import benchmarks.hard_families  # noqa: F401
+
+
+# Sanity: the paper's IMD families are training families, the OoMD ones are not.
+assert set(IMD_FAMILIES) <= set(TRAIN_FAMILIES)
+assert not set(OOMD_FAMILIES) & set(TRAIN_FAMILIES)

@@ -1,0 +1,72 @@
+"""Seaborn figures of the evaluation; each writes a PNG atomically."""
+from __future__ import annotations
+
+import os
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+
+from estimators.atomic import atomic_path  # noqa: E402
+
+
+def _save(fig, path: str | os.PathLike) -> None:
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=120, bbox_inches="tight", metadata={"Software": None})
+    plt.close(fig)
+
+
+def mse_vs_n(df: pd.DataFrame, path: str | os.PathLike) -> None:
+    """MSE against n, one line per estimator, one panel per (corpus, split); log y."""
+    ok = df[df["ok"]].assign(se=lambda d: d["err"] ** 2)
+    agg = ok.groupby(["corpus", "split", "estimator", "n"], as_index=False)["se"].mean()
+    agg["panel"] = agg["corpus"] + " / " + agg["split"]
+    g = sns.relplot(data=agg, x="n", y="se", hue="estimator", col="panel", col_wrap=min(4, agg["panel"].nunique()),
+                    kind="line", marker="o", height=3, aspect=1.2, facet_kws={"sharey": False})
+    g.set(yscale="log", ylabel="MSE (nats²)")
+    g.set_titles("{col_name}")
+    _save(g.figure, path)
+
+
+def estimate_vs_truth(df: pd.DataFrame, path: str | os.PathLike) -> None:
+    ok = df[df["ok"]].copy()
+    ok["panel"] = ok["corpus"] + " / " + ok["split"]
+    g = sns.relplot(data=ok, x="true_mi", y="mi", hue="estimator", col="panel",
+                    col_wrap=min(4, ok["panel"].nunique()), s=8, alpha=0.5, height=3, aspect=1.1,
+                    facet_kws={"sharex": False, "sharey": False})
+    for ax in g.axes.flat:
+        lo, hi = ax.get_xlim()
+        ax.plot([0, hi], [0, hi], "k--", lw=0.8)
+    g.set_titles("{col_name}")
+    g.set(xlabel="true MI (nats)", ylabel="estimate (nats)")
+    _save(g.figure, path)
+
+
+def time_vs_n(df: pd.DataFrame, path: str | os.PathLike) -> None:
+    agg = df.groupby(["estimator", "n"], as_index=False)["seconds"].median()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    sns.lineplot(data=agg, x="n", y="seconds", hue="estimator", marker="o", ax=ax)
+    ax.set(yscale="log", ylabel="median seconds per dataset")
+    _save(fig, path)
+
+
+def calibration_curves(cal: pd.DataFrame, path: str | os.PathLike) -> None:
+    fig, ax = plt.subplots(figsize=(5, 5))
+    if len(cal):
+        cal = cal.assign(curve=cal["estimator"] + " / " + cal["split"])
+        sns.lineplot(data=cal, x="nominal", y="empirical", hue="curve", marker="o", ax=ax)
+    ax.plot([0, 1], [0, 1], "k--", lw=0.8)
+    ax.set(xlabel="nominal", ylabel="empirical", xlim=(0, 1), ylim=(0, 1))
+    _save(fig, path)
+
+
+def family_heatmap(summary: pd.DataFrame, path: str | os.PathLike) -> None:
+    piv = summary.pivot_table(index="family", columns="estimator", values="mean_rel_error", aggfunc="mean")
+    fig, ax = plt.subplots(figsize=(1.2 + 0.9 * max(1, piv.shape[1]), 0.5 + 0.35 * max(1, piv.shape[0])))
+    sns.heatmap(piv.clip(upper=2.0), annot=piv.round(2), fmt="", cmap="rocket_r", ax=ax,
+                cbar_kws={"label": "mean relative error (clipped at 2)"})
+    _save(fig, path)

@@ -1,0 +1,100 @@
+"""Run one estimator over one corpus shard and write a row per dataset.
+
+Every dataset yields a row, failed or not: invalid input, a raised error or a
+non-finite value becomes `status="failed"` with the reason, so that the metrics
+count failures instead of silently dropping them.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+import estimators
+from benchmarks.shards import iter_shard
+from estimators.atomic import atomic_path
+
+COLUMNS = ["corpus", "estimator", "method", "id", "split", "family", "n", "dx", "dy", "rep", "true_mi",
+           "quantity", "mi", "lower", "upper", "quantiles", "seconds", "status", "error", "info"]
+
+# Amortised estimators get their datasets in chunks of this many per call.
+BATCH = 64
+
+
+def _row(rec: dict[str, Any], est: "estimators.Estimate | None", error: str | None) -> dict[str, Any]:
+    row = {k: rec.get(k) for k in ("id", "split", "family", "n", "dx", "dy", "rep", "true_mi")}
+    row["quantity"] = rec.get("quantity", "mi")
+    if est is not None and est.ok and not math.isfinite(est.mi):
+        error, est = f"non-finite estimate {est.mi}", est
+    if est is None or not est.ok or error:
+        reason = error or (est.info.get("error") if est is not None else "unknown")
+        row.update(mi=np.nan, lower=np.nan, upper=np.nan, quantiles="", status="failed", error=reason,
+                   seconds=est.seconds if est is not None else np.nan,
+                   info=json.dumps(est.info if est is not None else {}, default=str))
+        return row
+    info = dict(est.info)
+    row["quantity"] = info.get("quantity", row["quantity"])
+    row.update(mi=est.mi, lower=np.nan if est.lower is None else est.lower,
+               upper=np.nan if est.upper is None else est.upper,
+               quantiles=json.dumps({str(k): v for k, v in (est.quantiles or {}).items()}),
+               seconds=est.seconds, status="ok", error="", info=json.dumps(info, default=str))
+    return row
+
+
+def run_shard(label: str, entry: dict[str, Any], shard_path: str | os.PathLike, corpus: str,
+              out_csv: str | os.PathLike, progress: bool = True) -> pd.DataFrame:
+    est = estimators.from_config(entry)
+    data = list(iter_shard(shard_path))
+    rows: list[dict[str, Any]] = []
+    pending: list[tuple[dict[str, Any], np.ndarray, np.ndarray]] = []
+
+    def flush() -> None:
+        if not pending:
+            return
+        try:
+            outs = est.estimate_batch([(x, y) for _, x, y in pending])
+            rows.extend(_row(rec, e, None) for (rec, _, _), e in zip(pending, outs))
+        except Exception as err:  # one bad batch must not lose the shard: fall back per dataset
+            for rec, x, y in pending:
+                rows.append(_single(est, rec, x, y, first_error=err))
+        pending.clear()
+
+    bar = tqdm(data, desc=f"{label}@{corpus}:{os.path.basename(str(shard_path))}", disable=not progress,
+               mininterval=5)
+    for rec, x, y in bar:
+        try:
+            est.validate(x, y)
+        except ValueError as err:
+            rows.append(_row(rec, None, f"invalid input: {err}"))
+            continue
+        if est.amortised:
+            pending.append((rec, x, y))
+            if len(pending) >= BATCH:
+                flush()
+        else:
+            rows.append(_single(est, rec, x, y))
+    flush()
+    df = pd.DataFrame(rows, columns=[c for c in COLUMNS if c not in ("corpus", "estimator", "method")])
+    df.insert(0, "method", est.name)
+    df.insert(0, "estimator", label)
+    df.insert(0, "corpus", corpus)
+    df = df.sort_values("id", kind="stable").reset_index(drop=True)
+    with atomic_path(out_csv) as tmp:
+        df.to_csv(tmp, index=False)
+    return df
+
+
+def _single(est, rec, x, y, first_error: Exception | None = None) -> dict[str, Any]:
+    t0 = time.perf_counter()
+    try:
+        return _row(rec, est.estimate(x, y), None)
+    except Exception as err:  # recorded, never raised: the other datasets' results are kept
+        e = estimators.Estimate.failed(f"{type(err).__name__}: {err}")
+        e.seconds = time.perf_counter() - t0
+        return _row(rec, e, None)

@@ -1,0 +1,58 @@
+"""Input validation shared by every estimator (run once, in the base class)."""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+
+# Values beyond this overflow float64 in squared distances and covariances.
+MAX_ABS = 1e150
+
+
+def as_2d(a: Any, what: str) -> np.ndarray:
+    if isinstance(a, (str, bytes)):
+        raise ValueError(f"{what} must be a numeric array, got {type(a).__name__}")
+    try:
+        arr = np.asarray(a)
+    except Exception as err:  # ragged nested lists and the like
+        raise ValueError(f"{what} could not be read as an array: {err}") from None
+    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
+        raise ValueError(f"{what} must have a numeric dtype, got {arr.dtype}")
+    if np.issubdtype(arr.dtype, np.complexfloating):
+        raise ValueError(f"{what} must be real-valued, got {arr.dtype}")
+    if arr.ndim == 1:
+        arr = arr[:, None]
+    elif arr.ndim != 2:
+        raise ValueError(f"{what} must be 1-D or 2-D (n, d), got an array of rank {arr.ndim} "
+                         f"with shape {arr.shape}")
+    if arr.shape[1] == 0:
+        raise ValueError(f"{what} has no columns (d = 0)")
+    return np.ascontiguousarray(arr, dtype=np.float64)
+
+
+def validate_pair(x: Any, y: Any, *, min_n: int = 2, allow_constant: bool = True,
+                  extra: Callable[[int, int], None] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Return (x, y) as float64 (n, d) arrays or raise ValueError naming the problem."""
+    x = as_2d(x, "x")
+    y = as_2d(y, "y")
+    if x.shape[0] != y.shape[0]:
+        raise ValueError(f"x and y must have the same number of rows (n): x has {x.shape[0]}, "
+                         f"y has {y.shape[0]}")
+    n = x.shape[0]
+    if n < min_n:
+        raise ValueError(f"too few rows: n = {n}, this estimator needs at least {min_n}")
+    for arr, what in ((x, "x"), (y, "y")):
+        finite = np.isfinite(arr)
+        if not finite.all():
+            bad = np.argwhere(~finite)[0]
+            raise ValueError(f"{what} contains NaN or inf (first at row {bad[0]}, column {bad[1]})")
+        if np.abs(arr).max() > MAX_ABS:
+            raise ValueError(f"{what} has values of magnitude above {MAX_ABS:g}; rescale the data")
+        if not allow_constant:
+            const = np.flatnonzero(np.ptp(arr, axis=0) == 0)
+            if const.size:
+                raise ValueError(f"{what} has constant column(s) {const.tolist()}, which this "
+                                 "estimator cannot handle")
+    if extra is not None:
+        extra(x.shape[1], y.shape[1])
+    return x, y

@@ -1,0 +1,73 @@
+"""Corpora: determinism, sharding, stored ground truth."""
+import hashlib
+
+import numpy as np
+import pytest
+
+from benchmarks.corpora import build_shard, count, plan
+from benchmarks.families import get_family
+from benchmarks.shards import iter_shard, read_meta
+
+SPEC = {"seed": 11, "shards": 3, "blocks": [
+    {"split": "imd", "n": {"linspace": [10, 100, 3]}, "per_cell": 2, "dims": {"random": [2, 8]}},
+    {"split": "oomd", "families": ["multi_normal-sparse-halfcube", "multi_additive_noise-base"],
+     "n": [30], "per_cell": 1, "dims": {"grid": [2, 4]}},
+]}
+
+
+def _md5(p):
+    return hashlib.md5(open(p, "rb").read()).hexdigest()
+
+
+def test_plan_size_and_grid():
+    items = plan(SPEC)
+    assert count(SPEC) == len(items) == 6 * 3 * 2 + 2 * 2
+    # one d per family in a random-dims block
+    for fam in {i["family"] for i in items if i["split"] == "imd"}:
+        assert len({i["dx"] for i in items if i["family"] == fam and i["split"] == "imd"}) == 1
+
+
+def test_same_config_same_bytes(tmp_path):
+    for s in range(3):
+        a, b = tmp_path / f"a{s}.npz", tmp_path / f"b{s}.npz"
+        build_shard(SPEC, s, a)
+        build_shard(SPEC, s, b)
+        assert _md5(a) == _md5(b)
+
+
+def test_other_seed_other_data(tmp_path):
+    build_shard(SPEC, 0, tmp_path / "a.npz")
+    build_shard({**SPEC, "seed": 12}, 0, tmp_path / "b.npz")
+    assert _md5(tmp_path / "a.npz") != _md5(tmp_path / "b.npz")
+
+
+def test_shards_partition_the_corpus(tmp_path):
+    ids = []
+    for s in range(3):
+        build_shard(SPEC, s, tmp_path / f"{s}.npz")
+        ids += [r["id"] for r in read_meta(tmp_path / f"{s}.npz")]
+    assert sorted(ids) == [i["id"] for i in plan(SPEC)]
+
+
+def test_records_carry_everything_and_truth_reproduces(tmp_path):
+    build_shard(SPEC, 1, tmp_path / "s.npz")
+    for rec, x, y in iter_shard(tmp_path / "s.npz"):
+        assert {"family", "split", "params", "n", "dx", "dy", "seed", "true_mi"} <= set(rec)
+        assert x.shape == (rec["n"], rec["dx"]) and y.shape == (rec["n"], rec["dy"])
+        dist = get_family(rec["family"]).draw(rec["dx"], rec["dy"], np.random.default_rng(rec["seed"]))
+        assert dist.mi == pytest.approx(rec["true_mi"], abs=1e-12)
+        assert dist.params == rec["params"]
+
+
+def test_bad_shard_index(tmp_path):
+    with pytest.raises(ValueError, match="out of range"):
+        build_shard(SPEC, 3, tmp_path / "x.npz")
+
+
+def test_bmi_corpus(tmp_path):
+    spec = {"kind": "bmi", "seed": 0, "shards": 1, "n": [100], "tasks": ["1v1-normal-0.75"]}
+    build_shard(spec, 0, tmp_path / "b.npz")
+    (rec, x, y), = list(iter_shard(tmp_path / "b.npz"))
+    assert rec["true_mi"] == pytest.approx(0.4133, abs=1e-3) and x.shape == (100, 1)
+    with pytest.raises(ValueError, match="unknown BMI task"):
+        build_shard({**spec, "tasks": ["nope"]}, 0, tmp_path / "c.npz")

@@ -1,0 +1,84 @@
+"""Runner, evaluation and config checks (no Snakemake)."""
+import numpy as np
+import pandas as pd
+import pytest
+
+from benchmarks.config import check
+from benchmarks.corpora import build_shard
+from benchmarks.evaluate import collect, evaluate
+from benchmarks.runner import run_shard
+
+SPEC = {"seed": 5, "shards": 1, "blocks": [
+    {"split": "imd", "families": ["multi_normal-dense-base", "multi_student-dense-base"],
+     "n": [8, 60, 200], "per_cell": 1, "dims": {"random": [2, 4]}}]}
+
+
+@pytest.fixture
+def shard(tmp_path):
+    p = tmp_path / "shard-000.npz"
+    build_shard(SPEC, 0, p)
+    return p
+
+
+def test_runner_records_failures_instead_of_dropping(shard, tmp_path):
+    # k=10 needs 11 rows: the n=8 datasets must come back as failed rows, not vanish.
+    df = run_shard("ksg10", {"estimator": "ksg", "params": {"k": 10}}, shard, "c", tmp_path / "e.csv",
+                   progress=False)
+    assert len(df) == 6
+    failed = df[df["status"] == "failed"]
+    assert set(failed["n"]) == {8} and failed["error"].str.contains("too few rows").all()
+    assert np.isfinite(df.loc[df["status"] == "ok", "mi"]).all()
+    assert (tmp_path / "e.csv").is_file()
+
+
+def test_runner_is_deterministic(shard, tmp_path):
+    a = run_shard("ksg", {"estimator": "ksg"}, shard, "c", tmp_path / "a.csv", progress=False)
+    b = run_shard("ksg", {"estimator": "ksg"}, shard, "c", tmp_path / "b.csv", progress=False)
+    assert a["mi"].equals(b["mi"])
+
+
+def test_collect_names_missing_shards_and_rows(shard, tmp_path):
+    out = tmp_path / "e.csv"
+    run_shard("ksg", {"estimator": "ksg"}, shard, "c", out, progress=False)
+    with pytest.raises(ValueError, match="missing estimates for estimator 'gaussian'"):
+        collect({("c", "ksg", 0): out, ("c", "gaussian", 0): tmp_path / "nope.csv"}, {"c": SPEC})
+    pd.read_csv(out).iloc[:-1].to_csv(tmp_path / "short.csv", index=False)
+    with pytest.raises(ValueError, match="1 dataset\\(s\\) missing"):
+        collect({("c", "ksg", 0): tmp_path / "short.csv"}, {"c": SPEC})
+
+
+def test_evaluate_writes_tables_and_plots(shard, tmp_path):
+    files = {}
+    for label, entry in (("ksg", {"estimator": "ksg", "params": {"n_bootstrap": 10}}),
+                         ("gaussian", {"estimator": "gaussian"})):
+        files[("c", label, 0)] = tmp_path / f"{label}.csv"
+        run_shard(label, entry, shard, "c", files[("c", label, 0)], progress=False)
+    written = evaluate(collect(files, {"c": SPEC}), tmp_path / "out", {"ci_bootstrap": 50})
+    mse = pd.read_csv(tmp_path / "out" / "tables" / "mse_by_nbin.csv")
+    assert set(mse["estimator"]) == {"ksg", "gaussian"}
+    assert np.isfinite(mse[["(100,300]"]].to_numpy()).all()
+    acc = pd.read_csv(tmp_path / "out" / "tables" / "accuracy.csv")
+    # the gaussian MLE is infinite at n=8 <= dx+dy for d >= 4: counted as failures, not dropped
+    assert (acc["datasets"] == 6).all()
+    for p in written["plots"]:
+        assert open(p, "rb").read(4) == b"\x89PNG"
+    assert (tmp_path / "out" / "tables" / "coverage.tex").read_text().count(r"\toprule") == 1
+
+
+def _config(**over):
+    cfg = {"corpora": {"c": SPEC}, "estimators": {"ksg": {"estimator": "ksg", "corpora": ["c"]}},
+           "evaluation": {"reference_estimator": "ksg"}}
+    cfg.update(over)
+    return cfg
+
+
+def test_config_check_names_the_key():
+    check(_config())
+    with pytest.raises(ValueError, match=r"estimators.bad.estimator: unknown estimator 'kgs'"):
+        check(_config(estimators={"ksg": {"estimator": "ksg", "corpora": ["c"]},
+                                  "bad": {"estimator": "kgs", "corpora": ["c"]}}))
+    with pytest.raises(ValueError, match=r"estimators.ksg.corpora: unknown corpus 'x'"):
+        check(_config(estimators={"ksg": {"estimator": "ksg", "corpora": ["x"]}}))
+    bad_family = {**SPEC, "blocks": [{**SPEC["blocks"][0], "families": ["multi_normal-dense-bogus"]}]}
+    with pytest.raises(ValueError, match=r"corpora.c: unknown family 'multi_normal-dense-bogus'"):
+        check(_config(corpora={"c": bad_family}))

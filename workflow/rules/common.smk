@@ -1,0 +1,38 @@
+import json
+import os
+from pathlib import Path
+
+from benchmarks.config import check as _check_config
+
+# Semantic checks (unknown estimator, family, corpus, model) before any job starts.
+_check_config(config)
+
+RESULTS = config.get("results", "results")
+CORPORA = config["corpora"]
+ESTIMATORS = config["estimators"]
+MODELS = config.get("models", {}) or {}
+SHIPPED_DIR = Path(workflow.basedir) / "estimators" / "weights"
+
+# Torch estimators and trainers read the device from here.
+os.environ["MIST_DEVICE"] = config.get("device", "auto")
+
+
+def shard_ids(corpus):
+    return range(int(CORPORA[corpus]["shards"]))
+
+
+def estimate_files():
+    """{(corpus, estimator, shard): path} for every configured pair."""
+    out = {}
+    for label, entry in ESTIMATORS.items():
+        for corpus in entry["corpora"]:
+            for s in shard_ids(corpus):
+                out[(corpus, label, s)] = f"{RESULTS}/estimates/{corpus}/{label}/shard-{s:03d}.csv"
+    return out
+
+
+def model_weights(model):
+    """Weights an estimator uses: the DAG's own training output, or the packaged file."""
+    if config.get("use_shipped_weights", False):
+        return str(SHIPPED_DIR / MODELS[model].get("shipped", f"{model}.safetensors"))
+    return f"{RESULTS}/models/{model}.safetensors"

@@ -1,0 +1,14 @@
+rule corpus_shard:
+    output:
+        f"{RESULTS}/corpora/{{corpus}}/shard-{{shard}}.npz",
+    params:
+        spec=lambda wc: CORPORA[wc.corpus],
+    log:
+        f"{RESULTS}/logs/corpora/{{corpus}}/shard-{{shard}}.log",
+    resources:
+        mem_mb=2000,
+        runtime=20,
+    wildcard_constraints:
+        shard=r"\d{3}",
+    script:
+        "../scripts/build_corpus_shard.py"

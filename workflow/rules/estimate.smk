@@ -1,0 +1,34 @@
+def _estimate_inputs(wc):
+    entry = ESTIMATORS[wc.estimator]
+    inputs = {"shard": f"{RESULTS}/corpora/{wc.corpus}/shard-{wc.shard}.npz"}
+    if "model" in entry and not config.get("use_shipped_weights", False):
+        inputs["weights"] = model_weights(entry["model"])
+    return inputs
+
+
+def _estimator_entry(wc):
+    entry = dict(ESTIMATORS[wc.estimator])
+    params = dict(entry.get("params") or {})
+    if "model" in entry:
+        params["weights"] = model_weights(entry["model"])
+    return {"estimator": entry["estimator"], "params": params}
+
+
+rule estimate:
+    input:
+        unpack(_estimate_inputs),
+    output:
+        f"{RESULTS}/estimates/{{corpus}}/{{estimator}}/shard-{{shard}}.csv",
+    params:
+        entry=_estimator_entry,
+    threads: lambda wc: ESTIMATORS[wc.estimator].get("threads", 1)
+    resources:
+        gpu=lambda wc: ESTIMATORS[wc.estimator].get("gpu", 0),
+        mem_mb=4000,
+        runtime=120,
+    log:
+        f"{RESULTS}/logs/estimates/{{corpus}}/{{estimator}}/shard-{{shard}}.log",
+    wildcard_constraints:
+        shard=r"\d{3}",
+    script:
+        "../scripts/estimate_shard.py"

@@ -1,0 +1,30 @@
+# One rule per trained model, named train_<model>, so that `snakemake train_mist` works.
+# Under use_shipped_weights the estimators read the packaged weights and these rules do not run.
+
+
+def _train_rule(model_name):
+    spec = MODELS[model_name]
+    trainer = spec["trainer"]
+
+    rule:
+        name:
+            f"train_{model_name}"
+        output:
+            weights=f"{RESULTS}/models/{model_name}.safetensors",
+            card=f"{RESULTS}/models/{model_name}.json",
+            log_csv=f"{RESULTS}/models/{model_name}_loss.csv",
+        params:
+            train=spec.get("train", {}),
+        threads: spec.get("threads", 2)
+        resources:
+            gpu=1,
+            mem_mb=8000,
+            runtime=600,
+        log:
+            f"{RESULTS}/logs/train_{model_name}.log",
+        script:
+            f"../scripts/train_{trainer}.py"
+
+
+for _m in MODELS:
+    _train_rule(_m)
