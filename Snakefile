@@ -16,6 +16,9 @@ if not workflow.config_settings.configfiles:
 validate(config, "workflow/schemas/config.schema.yaml")
 
 
+report: "workflow/report/workflow.rst"
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/corpora.smk"
 include: "workflow/rules/training.smk"
@@ -25,5 +28,7 @@ include: "workflow/rules/evaluate.smk"
 
 rule all:
     input:
-        f"{RESULTS}/evaluation.json",
+        rules.tables.output,
+        rules.plots.output,
+        rules.config_used.output,
     default_target: True

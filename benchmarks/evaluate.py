@@ -5,7 +5,6 @@ rows than its corpus holds, is an error naming what is missing.
 """
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,7 @@ import pandas as pd
 
 from benchmarks import metrics, plots, tables
 from benchmarks.corpora import assign_shards, plan, _bmi_items
-from estimators.atomic import write_text
+from estimators.atomic import atomic_path
 
 
 def expected_ids(spec: dict[str, Any]) -> list[list[str]]:
@@ -45,51 +44,76 @@ def collect(files: dict[tuple[str, str, int], str | os.PathLike], corpora: dict[
     return pd.concat(frames, ignore_index=True)
 
 
-def evaluate(df: pd.DataFrame, out: str | os.PathLike, cfg: dict[str, Any]) -> dict[str, list[str]]:
-    """Write every table and plot under `out`; return {"tables": [...], "plots": [...]}."""
+TABLES = {
+    "mse_by_nbin": "MSE (nats²) by estimator, split and sample-size bin.",
+    "mse_by_nbin_ci": "MSE by sample-size bin with a bootstrap confidence interval over datasets.",
+    "summary_by_nbin": "All metrics by corpus, split, estimator and n-bin.",
+    "summary_by_dbin": "All metrics by dimension bin (d = max(dx, dy)).",
+    "summary_by_family": "All metrics per family.",
+    "accuracy": "Accuracy per corpus and split (failed estimates are counted, not dropped).",
+    "coverage": "Empirical coverage and mean width of the nominal 90% intervals.",
+    "calibration": "Calibration: empirical P(truth <= quantile) against the nominal level.",
+    "timing": "Seconds per dataset (training included for per-dataset methods) and speed-up against the "
+              "reference estimator's median time.",
+}
+PLOTS = ("mse_vs_n", "estimate_vs_truth", "time_vs_n", "calibration", "family_heatmap")
+
+
+def write_tables(df: pd.DataFrame, out: str | os.PathLike, cfg: dict[str, Any]) -> list[str]:
+    """Every table of TABLES under `out`, as .csv, .md and .tex."""
     out = Path(out)
     reps, level = int(cfg.get("ci_bootstrap", 1000)), float(cfg.get("ci_level", 0.95))
     ref = cfg.get("reference_estimator", "ksg")
     df = metrics.annotate(df)
-    written: dict[str, list[str]] = {"tables": [], "plots": []}
-
-    def table(frame: pd.DataFrame, name: str, caption: str) -> None:
-        written["tables"] += [str(p) for p in tables.write_table(frame, out / "tables" / name, caption)]
-
     by_nbin = metrics.summarise(df, ["corpus", "split", "estimator", "n_bin"], reps, level)
-    table(tables.mse_by_nbin(by_nbin), "mse_by_nbin",
-          "MSE (nats²) by estimator, split and sample-size bin.")
-    table(tables.with_ci(by_nbin), "mse_by_nbin_ci",
-          f"MSE by sample-size bin with a {int(level * 100)}% bootstrap CI over datasets.")
-    table(by_nbin, "summary_by_nbin", "All metrics by corpus, split, estimator and n-bin.")
-    table(metrics.summarise(df, ["corpus", "split", "estimator", "d_bin"], reps, level), "summary_by_dbin",
-          "All metrics by dimension bin (d = max(dx, dy)).")
-    by_family = metrics.summarise(df, ["corpus", "split", "family", "estimator"], 0, level)
-    table(by_family, "summary_by_family", "All metrics per family.")
     overall = metrics.summarise(df, ["corpus", "split", "estimator"], reps, level)
-    table(overall[["corpus", "split", "estimator", "datasets", "failure_rate", "mse", "mse_lo", "mse_hi",
-                   "bias", "variance", "mae", "mean_rel_error"]], "accuracy",
-          "Accuracy per corpus and split (failed estimates are counted, not dropped).")
-    cov = overall[overall["coverage"].notna()][["corpus", "split", "estimator", "datasets", "coverage", "width"]]
-    table(cov, "coverage", "Empirical coverage and mean width of the nominal 90% intervals.")
-    timing = _timing(df, ref)
-    table(timing, "timing", f"Seconds per dataset (training included for per-dataset methods); "
-                            f"speed-up = median time of {ref} / median time.")
-
-    cal = metrics.calibration(df, ["corpus", "split", "estimator"])
-    if len(cal):
-        cal = cal.rename(columns={"tau": "nominal"})
-    table(cal if len(cal) else pd.DataFrame(columns=["corpus", "split", "estimator", "nominal", "empirical"]),
-          "calibration", "Calibration: empirical P(truth <= quantile) against the nominal level.")
-
-    plot_dir = out / "plots"
-    for name, fn, arg in (("mse_vs_n", plots.mse_vs_n, df), ("estimate_vs_truth", plots.estimate_vs_truth, df),
-                          ("time_vs_n", plots.time_vs_n, df), ("calibration", plots.calibration_curves, cal),
-                          ("family_heatmap", plots.family_heatmap, by_family)):
-        path = plot_dir / f"{name}.png"
-        fn(arg, path)
-        written["plots"].append(str(path))
+    frames = {
+        "mse_by_nbin": tables.mse_by_nbin(by_nbin),
+        "mse_by_nbin_ci": tables.with_ci(by_nbin),
+        "summary_by_nbin": by_nbin,
+        "summary_by_dbin": metrics.summarise(df, ["corpus", "split", "estimator", "d_bin"], reps, level),
+        "summary_by_family": metrics.summarise(df, ["corpus", "split", "family", "estimator"], 0, level),
+        "accuracy": overall[["corpus", "split", "estimator", "datasets", "failure_rate", "mse", "mse_lo",
+                             "mse_hi", "bias", "variance", "mae", "mean_rel_error"]],
+        "coverage": overall[overall["coverage"].notna()][["corpus", "split", "estimator", "datasets",
+                                                          "coverage", "width"]],
+        "calibration": calibration_table(df),
+        "timing": _timing(df, ref),
+    }
+    written = []
+    for name, caption in TABLES.items():
+        written += [str(p) for p in tables.write_table(frames[name], out / name, caption)]
     return written
+
+
+def calibration_table(df: pd.DataFrame) -> pd.DataFrame:
+    cal = metrics.calibration(df, ["corpus", "split", "estimator"])
+    if not len(cal):
+        return pd.DataFrame(columns=["corpus", "split", "estimator", "nominal", "empirical", "datasets"])
+    return cal.rename(columns={"tau": "nominal"})
+
+
+def write_plots(df: pd.DataFrame, out: str | os.PathLike, cfg: dict[str, Any]) -> list[str]:
+    """Every figure of PLOTS under `out`, as PNG."""
+    out = Path(out)
+    df = metrics.annotate(df)
+    by_family = metrics.summarise(df, ["corpus", "split", "family", "estimator"], 0)
+    args = {"mse_vs_n": df, "estimate_vs_truth": df, "time_vs_n": df, "calibration": calibration_table(df),
+            "family_heatmap": by_family}
+    fns = {"mse_vs_n": plots.mse_vs_n, "estimate_vs_truth": plots.estimate_vs_truth,
+           "time_vs_n": plots.time_vs_n, "calibration": plots.calibration_curves,
+           "family_heatmap": plots.family_heatmap}
+    written = []
+    for name in PLOTS:
+        fns[name](args[name], out / f"{name}.png")
+        written.append(str(out / f"{name}.png"))
+    return written
+
+
+def evaluate(df: pd.DataFrame, out: str | os.PathLike, cfg: dict[str, Any]) -> dict[str, list[str]]:
+    """Tables and plots under `out`/tables and `out`/plots."""
+    out = Path(out)
+    return {"tables": write_tables(df, out / "tables", cfg), "plots": write_plots(df, out / "plots", cfg)}
 
 
 def _timing(df: pd.DataFrame, ref: str) -> pd.DataFrame:
@@ -102,5 +126,10 @@ def _timing(df: pd.DataFrame, ref: str) -> pd.DataFrame:
     return t
 
 
-def write_manifest(written: dict[str, list[str]], path: str | os.PathLike) -> None:
-    write_text(path, json.dumps(written, indent=2))
+def save_estimates(df: pd.DataFrame, path: str | os.PathLike) -> None:
+    with atomic_path(path) as tmp:
+        df.to_csv(tmp, index=False)
+
+
+def load_estimates(path: str | os.PathLike) -> pd.DataFrame:
+    return pd.read_csv(path, dtype={"id": str, "quantiles": str, "error": str, "info": str})

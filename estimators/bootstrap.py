@@ -12,10 +12,13 @@ from typing import Callable
 import numpy as np
 
 
-def percentile_interval(f: Callable[[np.ndarray, np.ndarray], float], x: np.ndarray, y: np.ndarray, *,
-                        n: int, level: float, seed: int, min_rows: int = 2,
-                        distinct: bool = True) -> tuple[float, float, int]:
-    """Return (lower, upper, resamples used) at two-sided `level`."""
+# Quantile levels reported alongside the interval, for calibration curves.
+CALIBRATION_LEVELS = tuple(np.round(np.linspace(0.05, 0.95, 19), 2))
+
+
+def bootstrap_values(f: Callable[[np.ndarray, np.ndarray], float], x: np.ndarray, y: np.ndarray, *,
+                     n: int, seed: int, min_rows: int = 2, distinct: bool = True) -> np.ndarray:
+    """The statistic on `n` resamples (fewer if some had too few distinct rows)."""
     rng = np.random.default_rng(seed)
     rows = x.shape[0]
     values = []
@@ -28,6 +31,14 @@ def percentile_interval(f: Callable[[np.ndarray, np.ndarray], float], x: np.ndar
         values.append(f(x[idx], y[idx]))
     if not values:
         raise ValueError(f"no bootstrap resample had the {min_rows} distinct rows the estimator needs")
+    return np.asarray(values)
+
+
+def percentile_interval(values: np.ndarray, level: float) -> tuple[float, float]:
     alpha = (1.0 - level) / 2.0
-    lo, hi = np.quantile(np.asarray(values), [alpha, 1.0 - alpha])
-    return float(lo), float(hi), len(values)
+    lo, hi = np.quantile(values, [alpha, 1.0 - alpha])
+    return float(lo), float(hi)
+
+
+def percentile_quantiles(values: np.ndarray, levels=CALIBRATION_LEVELS) -> dict[float, float]:
+    return {float(t): float(q) for t, q in zip(levels, np.quantile(values, levels))}

@@ -96,3 +96,38 @@ def test_transformed_family_is_transform_of_base():
     dt = fam_t.draw(3, 3, np.random.default_rng(9))
     xt, yt = dt.sample(50, np.random.default_rng(1))
     assert np.allclose(xt, transforms.half_cube(xb)) and np.allclose(yt, transforms.half_cube(yb))
+
+
+def test_hard_oomd_split_and_spiral_equals_bmi():
+    import jax
+    import bmi.transforms._rotate as rt
+
+    from benchmarks.hard_families import spiral
+
+    hard = split_families("hard_oomd")
+    assert len(hard) >= 4 and not set(hard) & set(TRAIN_FAMILIES)
+    a = np.random.default_rng(1).normal(size=(50, 4))
+    theirs = np.asarray(jax.vmap(rt.Spiral(rt.so_generator(4, 1, 2), speed=0.3))(jnp.asarray(a)))
+    assert np.allclose(spiral(a, 0.3, 1, 2), theirs, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["hard-spiral-normal_sparse", "hard-rotate_halfcube-normal_sparse",
+                                  "hard-coupling-student_sparse", "hard-concat-normal_additive",
+                                  "hard-student_lowdf-dense"])
+def test_hard_families_sample_and_keep_mi(name):
+    rng = np.random.default_rng(4)
+    dist = get_family(name).draw(5, 5, rng)
+    x, y = dist.sample(400, rng)
+    assert x.shape == (400, 5) and np.isfinite(x).all() and np.isfinite(y).all() and dist.mi > 0
+
+
+def test_hard_transforms_are_not_columnwise_monotone():
+    """The point of hard_oomd: a per-column rank transform does not undo the map."""
+    from scipy.stats import rankdata
+
+    from benchmarks.hard_families import spiral
+
+    a = np.random.default_rng(0).normal(size=(2000, 3))
+    b = spiral(a, 1.0, 0, 1)
+    assert not np.array_equal(rankdata(a, axis=0), rankdata(b, axis=0))
+    assert np.array_equal(rankdata(a, axis=0), rankdata(transforms.half_cube(a), axis=0))

@@ -42,7 +42,7 @@ def test_collect_names_missing_shards_and_rows(shard, tmp_path):
     run_shard("ksg", {"estimator": "ksg"}, shard, "c", out, progress=False)
     with pytest.raises(ValueError, match="missing estimates for estimator 'gaussian'"):
         collect({("c", "ksg", 0): out, ("c", "gaussian", 0): tmp_path / "nope.csv"}, {"c": SPEC})
-    pd.read_csv(out).iloc[:-1].to_csv(tmp_path / "short.csv", index=False)
+    pd.read_csv(out, dtype={"id": str}).iloc[:-1].to_csv(tmp_path / "short.csv", index=False)
     with pytest.raises(ValueError, match="1 dataset\\(s\\) missing"):
         collect({("c", "ksg", 0): tmp_path / "short.csv"}, {"c": SPEC})
 

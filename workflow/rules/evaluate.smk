@@ -1,18 +1,82 @@
-rule evaluate:
+from benchmarks.evaluate import PLOTS, TABLES
+
+
+rule collect_estimates:
+    """All estimate shards in one table; a missing shard or dataset is an error naming it."""
     input:
         list(estimate_files().values()),
     output:
-        manifest=f"{RESULTS}/evaluation.json",
+        f"{RESULTS}/metrics/estimates.csv",
     params:
         files=estimate_files(),
         corpora=CORPORA,
-        evaluation=config.get("evaluation", {}),
-        config=config,
-        out=RESULTS,
     log:
-        f"{RESULTS}/logs/evaluate.log",
+        f"{RESULTS}/logs/collect_estimates.log",
+    resources:
+        mem_mb=4000,
+        runtime=15,
+    script:
+        "../scripts/collect_estimates.py"
+
+
+rule tables:
+    input:
+        f"{RESULTS}/metrics/estimates.csv",
+    output:
+        **{
+            name: report(
+                f"{RESULTS}/tables/{name}.csv",
+                caption=f"../report/tables/{name}.rst",
+                category="Tables",
+            )
+            for name in TABLES
+        },
+        md=[f"{RESULTS}/tables/{name}.md" for name in TABLES],
+        tex=[f"{RESULTS}/tables/{name}.tex" for name in TABLES],
+    params:
+        evaluation=config.get("evaluation", {}),
+        out=f"{RESULTS}/tables",
+    log:
+        f"{RESULTS}/logs/tables.log",
     resources:
         mem_mb=4000,
         runtime=30,
     script:
-        "../scripts/evaluate.py"
+        "../scripts/tables.py"
+
+
+rule plots:
+    input:
+        f"{RESULTS}/metrics/estimates.csv",
+    output:
+        **{
+            name: report(
+                f"{RESULTS}/plots/{name}.png",
+                caption=f"../report/plots/{name}.rst",
+                category="Plots",
+            )
+            for name in PLOTS
+        },
+    params:
+        evaluation=config.get("evaluation", {}),
+        out=f"{RESULTS}/plots",
+    log:
+        f"{RESULTS}/logs/plots.log",
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    script:
+        "../scripts/plots.py"
+
+
+rule config_used:
+    """The resolved config, shown in the report next to what it produced."""
+    output:
+        report(f"{RESULTS}/config_used.yaml", caption="../report/config.rst", category="Configuration"),
+    params:
+        config=config,
+    run:
+        import yaml
+        from estimators.atomic import write_text
+
+        write_text(output[0], yaml.safe_dump(dict(params.config), sort_keys=False))

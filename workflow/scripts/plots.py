@@ -1,0 +1,7 @@
+"""Snakemake script: every figure (logic in benchmarks.evaluate)."""
+from benchmarks.evaluate import load_estimates, write_plots
+
+sm = snakemake  # noqa: F821
+written = write_plots(load_estimates(sm.input[0]), sm.params.out, sm.params.evaluation)
+with open(sm.log[0], "w") as f:
+    f.write("\n".join(written) + "\n")
