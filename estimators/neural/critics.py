@@ -1,0 +1,146 @@
+"""Stacked (batched) layers: one independent network per dataset, run as one.
+
+Weights have shape (G, fan_in, fan_out) for G datasets and inputs (G, rows,
+fan_in), so a layer is one `baddbmm`. Each dataset's weights are drawn from its
+own generator at its true fan-in and then zero-padded; zero input columns and
+zero weight rows get zero gradient, so padding never changes what a dataset
+learns (Adam is elementwise, and a zero gradient leaves a zero weight at zero).
+"""
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import torch
+
+
+def stacked_linear(gens: Sequence[torch.Generator], fan_in: Sequence[int], fan_out: Sequence[int],
+                   in_max: int | None = None, out_max: int | None = None, zero: bool = False,
+                   init_fan_in: Sequence[int] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Weights (G, in_max, out_max) and biases (G, 1, out_max), padded with zeros.
+
+    Initialised as torch.nn.Linear (uniform +-1/sqrt(fan_in)) per dataset;
+    `init_fan_in` overrides the fan-in used for the scale (for a layer whose
+    input is split across several weight blocks); `zero=True` gives an
+    all-zero layer (MINDE's output layer).
+    """
+    in_max = in_max or max(fan_in)
+    out_max = out_max or max(fan_out)
+    g = len(gens)
+    w = torch.zeros(g, in_max, out_max)
+    b = torch.zeros(g, 1, out_max)
+    if not zero:
+        for i, gen in enumerate(gens):
+            fi, fo = fan_in[i], fan_out[i]
+            bound = 1.0 / math.sqrt((init_fan_in or fan_in)[i])
+            w[i, :fi, :fo] = (torch.rand(fi, fo, generator=gen) * 2 - 1) * bound
+            b[i, 0, :fo] = (torch.rand(fo, generator=gen) * 2 - 1) * bound
+    return w, b
+
+
+def linear(z: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """(G, R, in) -> (G, R, out)."""
+    return torch.baddbmm(b, z, w)
+
+
+def group_norm(h: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor, groups: int,
+               eps: float = 1e-5) -> torch.Tensor:
+    """GroupNorm over the feature axis of (G, R, H), per row; gamma/beta (G, 1, H)."""
+    g, r, width = h.shape
+    hg = h.view(g, r, groups, width // groups)
+    mean = hg.mean(-1, keepdim=True)
+    var = hg.var(-1, unbiased=False, keepdim=True)
+    return ((hg - mean) * torch.rsqrt(var + eps)).view(g, r, width) * gamma + beta
+
+
+class PairCritic:
+    """MLP critic T(x, y) on concat(x, y), stacked over datasets (MINE, InfoNCE).
+
+    The first layer is split into an x block and a y block, W1 [x; y] = Wx x + Wy y,
+    so all B x B pairs cost two (B, H) products plus a broadcast add instead of
+    B^2 concatenations. Parameters are a flat list of tensors for the optimiser.
+    """
+
+    def __init__(self, hidden: Sequence[int], activation: str = "relu") -> None:
+        if not hidden or any(int(h) < 1 for h in hidden):
+            raise ValueError(f"hidden must be a non-empty list of positive widths, got {hidden!r}")
+        self.hidden = [int(h) for h in hidden]
+        acts = {"relu": torch.relu, "silu": torch.nn.functional.silu, "tanh": torch.tanh}
+        if activation not in acts:
+            raise ValueError(f"activation must be one of {sorted(acts)}, got {activation!r}")
+        self.act = acts[activation]
+
+    def init(self, gens: Sequence[torch.Generator], dx: Sequence[int], dy: Sequence[int]) -> list[torch.Tensor]:
+        h1 = self.hidden[0]
+        g = len(gens)
+        din = [a + b for a, b in zip(dx, dy)]
+        wx, b1 = stacked_linear(gens, dx, [h1] * g, init_fan_in=din)
+        wy, _ = stacked_linear(gens, dy, [h1] * g, init_fan_in=din)
+        params = [wx, wy, b1]
+        widths = self.hidden + [1]
+        for a, b in zip(widths[:-1], widths[1:]):
+            params += stacked_linear(gens, [a] * g, [b] * g)
+        return params
+
+    def _tail(self, params: list[torch.Tensor], h: torch.Tensor) -> torch.Tensor:
+        rest = params[3:]
+        for k in range(0, len(rest), 2):
+            h = linear(self.act(h), rest[k], rest[k + 1])
+        return h.squeeze(-1)
+
+    def paired(self, params: list[torch.Tensor], x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """T(x_i, y_i): (G, R, dx), (G, R, dy) -> (G, R)."""
+        wx, wy, b1 = params[:3]
+        return self._tail(params, torch.baddbmm(b1, x, wx) + torch.bmm(y, wy))
+
+    def all_pairs(self, params: list[torch.Tensor], x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """T(x_i, y_j) for all i, j: (G, R, dx), (G, C, dy) -> (G, R, C)."""
+        wx, wy, b1 = params[:3]
+        hx = torch.baddbmm(b1, x, wx)
+        hy = torch.bmm(y, wy)
+        g, r, c = x.shape[0], x.shape[1], y.shape[1]
+        h = (hx[:, :, None, :] + hy[:, None, :, :]).reshape(g, r * c, -1)
+        return self._tail(params, h).view(g, r, c)
+
+
+# -- estimators built on a critic (MINE, InfoNCE) ------------------------------
+from estimators.neural.training import NeuralEstimator, common_params  # noqa: E402
+
+
+class CriticEstimator(NeuralEstimator):
+    """Shared parameters of the critic-based bounds. Budgets are parameters:
+
+    hidden: critic widths on concat(x, y); activation: relu | silu | tanh;
+    steps: most training steps; batch: rows per step (capped at the training
+    half); lr: Adam learning rate; eval_every / patience: held-out evaluation
+    period and evaluations without gain before stopping; train_fraction: the
+    training share of the rows (0.5 as BMI); standardize: per column, first;
+    seed: of everything random; group_size: most datasets trained as one
+    stacked network; batched: False trains one at a time (reference path);
+    device: "auto" | "cpu" | "cuda".
+    """
+
+    # Per-method defaults for `hidden` and `batch` (InfoNCE pays B^2 pairs per step).
+    default_hidden: tuple[int, ...] = (32, 16)
+    default_batch: int = 128
+
+    def __init__(self, hidden=None, activation: str = "relu", steps: int = 2000, batch: int | None = None,
+                 lr: float = 3e-3, eval_every: int = 100, patience: int = 3, train_fraction: float = 0.5,
+                 standardize: bool = True, seed: int = 0, group_size: int = 64, batched: bool = True,
+                 device: str | None = None, **extra) -> None:
+        hidden = self.default_hidden if hidden is None else hidden
+        batch = self.default_batch if batch is None else batch
+        PairCritic(hidden, activation)  # validates
+        super().__init__(**common_params(
+            hidden=tuple(int(h) for h in hidden), activation=activation, steps=int(steps), batch=int(batch),
+            lr=float(lr), eval_every=int(eval_every), patience=int(patience),
+            train_fraction=float(train_fraction), standardize=bool(standardize), seed=int(seed),
+            group_size=int(group_size), batched=bool(batched), device=device, **extra))
+
+    def critic(self) -> PairCritic:
+        return PairCritic(self.params["hidden"], self.params["activation"])
+
+
+def batch_indices(gen: torch.Generator, n: int, b: int, steps: int) -> torch.Tensor:
+    """(steps, b) row indices, each row drawn without replacement from range(n)."""
+    return torch.rand(steps, n, generator=gen).argsort(dim=1)[:, :b]
