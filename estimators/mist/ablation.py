@@ -1,0 +1,104 @@
+"""Small-budget ablations of MIST design choices, scored on the IMD validation split only.
+
+    python -m estimators.mist.ablation --out results/ablations/mist_ablation.csv \
+        --steps 300 variant [variant ...]
+
+Each variant trains with the same step budget and seed and writes one row
+(validation MSE overall and by n-bin, training minutes) to the CSV.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import csv
+import json
+import time
+from pathlib import Path
+
+# The base is the shipped design; each variant changes one thing.
+BASE = {"features": {"normalisation": "copula", "k_pairs": 8, "side_input": True, "max_rows": 128,
+                     "shrink": 0.1, "extra_shrinks": [0.02, 0.5]}}
+VARIANTS = {
+    "base": {},
+    "no_copula": {"features": {"normalisation": "standard"}},
+    "no_side_input": {"features": {"side_input": False}},
+    "shrink_1": {"features": {"shrink": 1.0, "extra_shrinks": []}},
+    "all_rows": {"features": {"max_rows": None}},
+    "k_pairs_4": {"features": {"k_pairs": 4}},
+    "k_pairs_16": {"features": {"k_pairs": 16}},
+    "width_32": {"model": {"width": 32, "head_hidden": 64}},
+    "width_96": {"model": {"width": 96, "heads": 4}},
+    "no_swap_augment": {"swap_augment": False},
+    "qr_base": {"quantile": True},
+}
+
+
+def run(variant: str, steps: int, out_csv: str, extra: dict | None = None, workdir: str = "/tmp/mist_ablation") -> dict:
+    from estimators.mist.training import train
+
+    params = copy.deepcopy(BASE)
+    for k, v in VARIANTS[variant].items():
+        params[k] = {**params[k], **v} if isinstance(v, dict) and k in params else v
+    params.update({"max_steps": steps, "max_minutes": 1e6, "val_every": max(50, steps // 4),
+                   "data": {"val_size": 400}, "resume": False, **(extra or {})})
+    wd = Path(workdir)
+    wd.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    card = train(params, wd / f"{variant}.safetensors", wd / f"{variant}_loss.csv")
+    v = card["validation"]
+    row = {"variant": variant, "features": json.dumps(card["features"], sort_keys=True), "steps": steps,
+           "datasets": card["training"]["datasets_seen"], "fresh_datasets": card["training"].get("fresh_datasets"),
+           "minutes": round((time.perf_counter() - t0) / 60, 2), "best_step": v.get("step"),
+           "val_mse": v["mse"], "val_mse_[10,100]": v["mse_[10,100]"], "val_mse_(100,300]": v["mse_(100,300]"],
+           "val_mse_(300,500]": v["mse_(300,500]"], "change": json.dumps(VARIANTS[variant], sort_keys=True)}
+    path = Path(out_csv).with_name(Path(out_csv).stem + "_v2.csv")  # v2: rows with the features column
+    path.parent.mkdir(parents=True, exist_ok=True)
+    new = not path.exists()
+    with open(path, "a", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(row))
+        if new:
+            w.writeheader()
+        w.writerow(row)
+    return row
+
+
+def swap_eval(weights: str, kind: str = "mist", val_size: int = 600) -> dict:
+    """Validation MSE of one checkpoint with and without swap-averaging (an inference-time choice)."""
+    import numpy as np
+
+    import estimators
+    from benchmarks import metadataset
+
+    items = metadataset.validation_set({"val_size": val_size})
+    mi = np.array([d["mi"] for d in items])
+    n = np.array([d["n"] for d in items])
+    out = {}
+    for swap in (False, True):
+        est = estimators.get(kind, weights=weights, swap_average=swap)
+        pred = np.array([e.mi for e in est.estimate_batch([(d["x"], d["y"]) for d in items])])
+        sq = (pred - mi) ** 2
+        out[f"swap_average={swap}"] = {"val_mse": float(sq.mean()), **{
+            label: float(sq[((n >= lo) if lo == 10 else (n > lo)) & (n <= hi)].mean())
+            for lo, hi, label in ((10, 100, "[10,100]"), (100, 300, "(100,300]"), (300, 500, "(300,500]"))}}
+    return out
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("variants", nargs="*", help=f"any of {', '.join(sorted(VARIANTS))}")
+    ap.add_argument("--swap-eval", metavar="WEIGHTS", help="only compare swap-averaging on/off for a checkpoint")
+    ap.add_argument("--steps", type=int, default=300)
+    ap.add_argument("--out", default="results/ablations/mist_ablation.csv")
+    args = ap.parse_args(argv)
+    if args.swap_eval:
+        print(json.dumps(swap_eval(args.swap_eval), indent=1))
+        return
+    unknown = [v for v in args.variants if v not in VARIANTS]
+    if unknown:
+        ap.error(f"unknown variant(s) {unknown}; known: {', '.join(sorted(VARIANTS))}")
+    for v in args.variants:
+        print(run(v, args.steps, args.out), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,153 @@
+"""The `mist` and `mist_qr` estimators (amortised: one forward pass for many datasets).
+
+    >>> import estimators
+    >>> estimators.get("mist").estimate(x, y).mi
+    >>> e = estimators.get("mist_qr").estimate(x, y); e.lower, e.upper, e.quantiles
+
+Weights default to the files shipped in `estimators/weights/`. Loading checks
+the card (kind, architecture) and the SHA-256 of the weights and loads strictly:
+a missing, truncated or mismatched checkpoint is an error, never random weights.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from estimators.base import Estimate, Estimator
+from estimators.checkpoint import CheckpointError, load_checkpoint, read_card
+from estimators.device import resolve_device
+from estimators.mist.features import FeatureConfig, dataset_features, swap_view
+from estimators.mist.model import Architecture, MISTNet
+from estimators.registry import register
+
+WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
+TAU_GRID = (0.05, 0.25, 0.5, 0.75, 0.95)
+
+
+def load_model(weights: str | Path, kind: str, device: torch.device) -> tuple[MISTNet, FeatureConfig, dict]:
+    card = read_card(weights)  # missing file / card / hash mismatch -> CheckpointError
+    if card.get("kind") != kind:
+        raise CheckpointError(f"checkpoint {weights} is a {card.get('kind')!r} checkpoint, "
+                              f"the {kind!r} estimator needs a {kind!r} one")
+    try:
+        arch = Architecture.from_dict(card["architecture"])
+        fcfg = FeatureConfig.from_dict(card["features"])
+    except (KeyError, TypeError, ValueError) as err:
+        raise CheckpointError(f"checkpoint card of {weights} has no valid architecture/features: {err}") from None
+    if arch.quantile != (kind == "mist_qr"):
+        raise CheckpointError(f"checkpoint {weights}: architecture quantile={arch.quantile} does not fit {kind!r}")
+    model = MISTNet(arch)
+    load_checkpoint(model, weights, device=str(device))
+    model.to(device).eval()
+    return model, fcfg, card
+
+
+class _MISTBase(Estimator):
+    amortised = True
+    min_n = 4
+    kind = "mist"
+
+    def __init__(self, weights: str | None = None, swap_average: bool = True, batch_size: int = 256,
+                 device: str | None = None, **extra) -> None:
+        super().__init__(weights=weights, swap_average=swap_average, batch_size=batch_size, device=device, **extra)
+        self.device = resolve_device(device)
+        path = Path(weights) if weights else WEIGHTS_DIR / f"{self.kind}.safetensors"
+        self.model, self.features, self.card = load_model(path, self.kind, self.device)
+        self.weights_path = path
+
+    def _estimate(self, x: np.ndarray, y: np.ndarray) -> Estimate:
+        return self._estimate_batch([(x, y)])[0]
+
+    @torch.no_grad()
+    def _predict(self, datasets: Sequence[tuple[np.ndarray, np.ndarray]], taus: tuple[float, ...] | None) -> np.ndarray:
+        """Raw predictions (N,) or (N, T), averaged over the (x, y) swap when enabled.
+
+        Datasets are grouped by n; each group goes through one forward pass (the
+        swapped view is built from the same features and rides in the same pass).
+        """
+        swap = bool(self.params["swap_average"])
+        out = np.zeros((len(datasets), len(taus))) if taus else np.zeros(len(datasets))
+        ns = np.array([x.shape[0] for x, _ in datasets])
+        bs = int(self.params["batch_size"])
+        for n in np.unique(ns):
+            idx = np.flatnonzero(ns == n)
+            for s in range(0, len(idx), bs):
+                chunk = idx[s:s + bs]
+                feats = [dataset_features(*datasets[i], self.features) for i in chunk]
+                tok = np.stack([f[0] for f in feats])
+                ctx = np.stack([f[1] for f in feats])
+                g = np.array([f[2] for f in feats], dtype=np.float32)
+                if swap:
+                    tok_s, ctx_s = swap_view(tok, ctx, self.features)
+                    tok, ctx, g = np.concatenate([tok, tok_s]), np.concatenate([ctx, ctx_s]), np.concatenate([g, g])
+                tau = None
+                if taus:
+                    tau = torch.tensor(taus, dtype=torch.float32, device=self.device).expand(len(g), -1)
+                pred = self.model(torch.from_numpy(tok).to(self.device), torch.from_numpy(ctx).to(self.device),
+                                  torch.from_numpy(g).to(self.device), tau).double().cpu().numpy()
+                if swap:
+                    pred = 0.5 * (pred[:len(chunk)] + pred[len(chunk):])
+                out[chunk] = pred
+        return out
+
+
+@register
+class MIST(_MISTBase):
+    """MIST: point estimate from an MSE-trained set transformer.
+
+    Parameters: weights (path; default: shipped), swap_average (average over
+    exchanging x and y), batch_size (datasets per forward pass), device.
+    """
+
+    name = "mist"
+    kind = "mist"
+
+    def _estimate_batch(self, datasets):
+        pred = self._predict(datasets, None)
+        return [Estimate(mi=float(max(v, 0.0)), info={"weights": str(self.weights_path)}) for v in pred]
+
+
+@register
+class MIST_QR(_MISTBase):
+    """MIST_QR: quantiles of MI from a pinball-trained set transformer.
+
+    `taus` is the quantile grid (must contain `interval` ends and 0.5); the
+    point estimate is the median; quantiles are sorted, so they never cross.
+    `calibrated` applies the conformal spread scale stored in the card (see
+    `estimators.mist.calibration`), widening every quantile around the median.
+    """
+
+    name = "mist_qr"
+    kind = "mist_qr"
+
+    def __init__(self, weights: str | None = None, swap_average: bool = True, batch_size: int = 256,
+                 device: str | None = None, taus: Sequence[float] = TAU_GRID,
+                 interval: Sequence[float] = (0.05, 0.95), calibrated: bool = True) -> None:
+        taus = tuple(sorted({float(t) for t in (*taus, *interval, 0.5)}))
+        if not all(0.0 < t < 1.0 for t in taus):
+            raise ValueError(f"quantile levels must lie in (0, 1), got {taus}")
+        lo, hi = (float(v) for v in interval)
+        if not lo < 0.5 < hi:
+            raise ValueError(f"interval must bracket the median, got {interval}")
+        super().__init__(weights=weights, swap_average=swap_average, batch_size=batch_size, device=device,
+                         taus=taus, interval=(lo, hi), calibrated=calibrated)
+        cal = self.card.get("calibration") if calibrated else None
+        # Conformal spread scale from held-out IMD data (estimators.mist.calibration); 1 = raw quantiles.
+        self.spread_scale = float(cal["spread_scale"]) if cal else 1.0
+
+    def _estimate_batch(self, datasets):
+        taus = self.params["taus"]
+        lo, hi = self.params["interval"]
+        q = np.sort(self._predict(datasets, taus), axis=1)
+        med = q[:, [taus.index(0.5)]]
+        q = np.maximum(med + self.spread_scale * (q - med), 0.0)  # s > 0 keeps the order: no crossing
+        out = []
+        for row in q:
+            qmap = {t: float(v) for t, v in zip(taus, row)}
+            out.append(Estimate(mi=qmap[0.5], lower=qmap[lo], upper=qmap[hi], quantiles=qmap,
+                                info={"interval_level": round(hi - lo, 10), "weights": str(self.weights_path),
+                                      "spread_scale": self.spread_scale}))
+        return out

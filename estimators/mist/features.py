@@ -1,0 +1,229 @@
+"""Per-dataset inputs of MIST: row tokens plus a dataset-level context vector.
+
+Pipeline for one dataset (x: n x dx, y: n x dy):
+1. normalisation: `copula` (default) maps every column to normal scores
+   Phi^-1(rank / (n + 1)), which removes any strictly increasing marginal map
+   (MI is invariant to it); `standard` only standardises the columns;
+2. a shrunk CCA on the normalised columns: the joint correlation matrix is
+   pulled toward the identity by lambda = c (dx + dy) / (c (dx + dy) + n), so
+   the canonical correlations stay below 1 even when n <= d (`shrink` = c;
+   the Gaussian-copula MI at further c values can join the context);
+3. row tokens: the top-K canonical variate pairs (u_1..u_K, v_1..v_K),
+   zero-padded when min(dx, dy) < K, plus two radial features (the
+   standardised squared norms of the row's x and y parts, which carry the
+   shared-scale dependence of Student-t families), optionally from a
+   stratified subsample of at most `max_rows` rows. The token width is fixed,
+   so any dx, dy work (dx != dy, d > 32), and the tokens are invariant to
+   permutations, sign flips and any invertible linear map of the columns
+   within x or within y;
+4. context: log n, dims, the shrunk Gaussian-copula MI
+   g = -1/2 sum log(1 - rho_i^2) (the side input the head corrects), the
+   canonical-correlation spectrum and the classic bias scale dx*dy/(2n).
+
+Everything here is numpy and per dataset: it runs in data-loader workers
+during training and once per dataset at inference.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import numpy as np
+from scipy.special import ndtri
+from scipy.stats import rankdata
+
+RHO_MAX = 0.9999
+
+
+@dataclasses.dataclass(frozen=True)
+class FeatureConfig:
+    normalisation: str = "copula"   # copula | standard
+    k_pairs: int = 8                # canonical pairs in each row token
+    side_input: bool = True         # Gaussian-copula MI in the context (and the head predicts a correction)
+    max_rows: int | None = None     # tokens from at most this many rows (context always uses all rows)
+    shrink: float = 1.0             # c in lambda = c D / (c D + n), D = dx + dy (1.0: the first design)
+    extra_shrinks: tuple = ()       # further c values whose Gaussian-copula MI goes into the context
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "extra_shrinks", tuple(float(c) for c in self.extra_shrinks))
+        self._check()
+
+    def _check(self) -> None:
+        if self.shrink <= 0 or any(c <= 0 for c in self.extra_shrinks):
+            raise ValueError("shrinkage constants must be > 0 (n <= d needs shrinkage to stay finite)")
+        if self.normalisation not in ("copula", "standard"):
+            raise ValueError(f"normalisation must be 'copula' or 'standard', got {self.normalisation!r}")
+        if self.k_pairs < 1:
+            raise ValueError(f"k_pairs must be >= 1, got {self.k_pairs}")
+        if self.max_rows is not None and self.max_rows < 2:
+            raise ValueError(f"max_rows must be >= 2 or None, got {self.max_rows}")
+
+    @property
+    def token_dim(self) -> int:
+        return 2 * self.k_pairs + 2
+
+    @property
+    def context_dim(self) -> int:
+        return 13 + 2 * self.k_pairs + 2 * len(self.extra_shrinks)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["extra_shrinks"] = list(self.extra_shrinks)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "FeatureConfig":
+        return cls(**d)
+
+
+def _ranks(a: np.ndarray) -> np.ndarray:
+    """Column ranks 1..n; ties get their average rank (scipy fallback only when ties exist)."""
+    n = a.shape[0]
+    at = np.ascontiguousarray(a.T)  # sorting contiguous rows is much faster than strided columns
+    order = np.argsort(at, axis=1)
+    srt = np.take_along_axis(at, order, axis=1)
+    if (np.diff(srt, axis=1) == 0).any():
+        return rankdata(a, axis=0, method="average")
+    ranks = np.empty(at.shape, dtype=np.float64)
+    np.put_along_axis(ranks, order, np.broadcast_to(np.arange(1.0, n + 1.0), at.shape), axis=1)
+    return ranks.T
+
+
+def _normal_scores(a: np.ndarray) -> np.ndarray:
+    return ndtri(_ranks(a) / (a.shape[0] + 1.0))
+
+
+def _standardise(a: np.ndarray) -> np.ndarray:
+    a = a - a.mean(0)
+    sd = a.std(0)
+    sd[sd < 1e-12] = 1.0  # constant column: stays all zeros
+    return a / sd
+
+
+def _inv_sqrt(c: np.ndarray) -> np.ndarray:
+    w, v = np.linalg.eigh(c)
+    w = np.maximum(w, 1e-6)
+    return (v / np.sqrt(w)) @ v.T
+
+
+def dataset_features(x: np.ndarray, y: np.ndarray, cfg: FeatureConfig,
+                     rng: np.random.Generator | None = None) -> tuple[np.ndarray, np.ndarray, float]:
+    """Return (tokens (m, token_dim) float32, context (context_dim,) float32, g); m = min(n, max_rows).
+
+    With `rng`, each canonical pair gets a random joint sign flip (training
+    augmentation: the SVD's sign is arbitrary).
+    """
+    n, dx = x.shape
+    dy = y.shape[1]
+    if cfg.normalisation == "copula":
+        zx, zy = _standardise(_normal_scores(x)), _standardise(_normal_scores(y))
+    else:
+        zx, zy = _standardise(x), _standardise(y)
+    # Shrink the joint correlation matrix toward the identity: still a valid
+    # correlation matrix, so every canonical correlation stays below 1.
+    sxx, syy, sxy = zx.T @ zx / n, zy.T @ zy / n, zx.T @ zy / n
+    k = min(dx, dy)
+
+    def shrunk_cca(c: float, vectors: bool):
+        lam = c * (dx + dy) / (c * (dx + dy) + n)
+        wx = _inv_sqrt((1 - lam) * sxx + lam * np.eye(dx))
+        wy = _inv_sqrt((1 - lam) * syy + lam * np.eye(dy))
+        m = wx @ ((1 - lam) * sxy) @ wy
+        if not vectors:
+            return lam, np.linalg.svd(m, compute_uv=False)
+        u_mat, s, vt = np.linalg.svd(m, full_matrices=False)
+        return lam, s, wx @ u_mat, wy @ vt.T
+
+    lam, s, proj_x, proj_y = shrunk_cca(cfg.shrink, True)
+    rho = np.clip(s[:k], 0.0, RHO_MAX)
+    pair_mi = -0.5 * np.log1p(-rho ** 2)
+    g = float(pair_mi.sum())
+    extra = []
+    for c in cfg.extra_shrinks:
+        _, s_c = shrunk_cca(c, False)
+        g_c = float(-0.5 * np.log1p(-np.clip(s_c[:k], 0.0, RHO_MAX) ** 2).sum())
+        extra += [g_c / 5.0, np.log1p(g_c)]
+    K = cfg.k_pairs
+    kk = min(K, k)
+    u = zx @ proj_x[:, :kk]
+    v = zy @ proj_y[:, :kk]
+    for a in (u, v):
+        sd = a.std(0)
+        sd[sd < 1e-8] = 1.0
+        a /= sd
+    # The SVD's sign of each pair is arbitrary: fix it by the skewness of u + v,
+    # which is the same for (x, y) and (y, x) and does not depend on row order.
+    canon = np.where(((u + v) ** 3).sum(0) < 0, -1.0, 1.0)
+    u *= canon
+    v *= canon
+    if rng is not None:
+        sign = rng.choice([-1.0, 1.0], size=kk)
+        u *= sign
+        v *= sign
+    rx = ((zx ** 2).sum(1) - dx) / np.sqrt(2.0 * dx)
+    ry = ((zy ** 2).sum(1) - dy) / np.sqrt(2.0 * dy)
+    if cfg.max_rows is not None and n > cfg.max_rows:
+        # A stratified subsample along the first canonical pair: rows at evenly
+        # spaced positions of the order of u_1 + v_1. It depends on the rows'
+        # values only, so it is invariant to row order (and symmetric under
+        # the pair's sign flip and under swapping x and y).
+        order = np.argsort(u[:, 0] + v[:, 0], kind="stable")
+        keep = order[np.round(np.linspace(0, n - 1, cfg.max_rows)).astype(int)]
+        u, v, rx, ry = u[keep], v[keep], rx[keep], ry[keep]
+    tokens = np.zeros((len(u), cfg.token_dim), dtype=np.float32)
+    tokens[:, :kk] = u
+    tokens[:, K:K + kk] = v
+    tokens[:, 2 * K] = rx
+    tokens[:, 2 * K + 1] = ry
+    np.clip(tokens, -8.0, 8.0, out=tokens)
+
+    side = 1.0 if cfg.side_input else 0.0
+    rho_k = np.zeros(K)
+    mi_k = np.zeros(K)
+    rho_k[:kk] = rho[:kk]
+    mi_k[:kk] = pair_mi[:kk]
+    ctx = np.concatenate([
+        [np.log(n) / 6.0, 3.0 / np.sqrt(n), np.log(dx) / 3.5, np.log(dy) / 3.5,
+         min(dx / n, 5.0), min(dy / n, 5.0), np.log1p(dx * dy / (2.0 * n)), k / 32.0,
+         lam, min(dx, dy) / max(dx, dy),
+         side * g / 5.0, side * np.log1p(g), side * pair_mi[kk:].sum() / 5.0],
+        side * rho_k, side * mi_k / 2.0, side * np.asarray(extra, dtype=np.float64),
+    ]).astype(np.float32)
+    return tokens, ctx, g if cfg.side_input else 0.0
+
+
+def batch_features(datasets, cfg: FeatureConfig, rng: np.random.Generator | None = None,
+                   swap: np.ndarray | None = None):
+    """Stack features of datasets that share n: tokens (B, n, F), context (B, C), g (B,).
+
+    `swap[i]` True computes dataset i's features with x and y exchanged.
+    """
+    toks, ctxs, gs = [], [], []
+    for i, (x, y) in enumerate(datasets):
+        if swap is not None and swap[i]:
+            x, y = y, x
+        t, c, g = dataset_features(x, y, cfg, rng)
+        toks.append(t)
+        ctxs.append(c)
+        gs.append(g)
+    return np.stack(toks), np.stack(ctxs), np.asarray(gs, dtype=np.float32)
+
+
+# Context entries that exchange when x and y swap roles (log dx <-> log dy, dx/n <-> dy/n).
+_CTX_SWAP = ((2, 3), (4, 5))
+
+
+def swap_view(tokens: np.ndarray, ctx: np.ndarray, cfg: FeatureConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Features of (y, x) from those of (x, y), without recomputation.
+
+    CCA is symmetric: swapping the blocks swaps the canonical variates u <-> v
+    and the radial features; the context swaps its per-block entries.
+    Works on (..., m, F) / (..., C) arrays.
+    """
+    K = cfg.k_pairs
+    perm = np.r_[np.arange(K, 2 * K), np.arange(K), 2 * K + 1, 2 * K]
+    t = tokens[..., perm]
+    c = ctx.copy()
+    for a, b in _CTX_SWAP:
+        c[..., a], c[..., b] = ctx[..., b], ctx[..., a]
+    return t, c

@@ -1,0 +1,426 @@
+"""Training MIST (MSE) and MIST_QR (pinball loss, tau ~ U(0, 1)).
+
+    train(params, out_weights, log_csv, device=None)
+
+`params` (all optional; defaults in DEFAULTS):
+- quantile: true trains MIST_QR;
+- data: the meta-dataset spec (`benchmarks.metadataset`): training families only,
+  validation from IMD families only;
+- features: normalisation (copula | standard), k_pairs, side_input;
+- model: width, heads, inducing, n_isab, ff_mult, head_hidden;
+- optimiser: lr, weight_decay, eps, clip, warmup_steps, final_lr_frac, batch_size;
+- budget: max_steps and/or max_minutes (whichever comes first; the cosine
+  schedule follows the larger of the two progress fractions), val_every;
+- workers (data-loader processes streaming fresh datasets), replay_pool, threads, seed, resume;
+- calibrate, calib_size: for MIST_QR, the conformal spread scale of the interval
+  (estimators.mist.calibration) on held-out IMD datasets, written into the card.
+
+Fresh datasets are streamed by worker processes (`workers`); every batch
+shares one n, so no padding is needed. When no fresh batch is ready the step
+replays one from a pool of recent batches (`replay_pool`, 0 = never), so the
+trainer does not idle on a busy CPU. The best checkpoint on the
+validation split is saved with `estimators.checkpoint.save_checkpoint`; a
+resume file next to the loss CSV lets an interrupted run continue.
+"""
+from __future__ import annotations
+
+import copy
+import csv
+import math
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import IterableDataset
+
+from benchmarks import metadataset
+from estimators.checkpoint import save_checkpoint
+from estimators.device import resolve_device
+from estimators.mist.features import FeatureConfig, batch_features
+from estimators.mist.model import Architecture, MISTNet
+
+TAU_GRID = (0.05, 0.25, 0.5, 0.75, 0.95)
+VAL_TAUS = tuple(round(float(t), 10) for t in np.linspace(0.05, 0.95, 19))
+N_BINS = ((10, 100, "[10,100]"), (100, 300, "(100,300]"), (300, 500, "(300,500]"))
+
+DEFAULTS: dict[str, Any] = {
+    "quantile": False,
+    "seed": 0,
+    "data": {},
+    "features": {"normalisation": "copula", "k_pairs": 8, "side_input": True, "max_rows": 128,
+                 "shrink": 0.1, "extra_shrinks": [0.02, 0.5]},
+    "model": {"width": 64, "heads": 4, "inducing": 16, "n_isab": 2, "ff_mult": 2, "head_hidden": 128},
+    "batch_size": 64,
+    "lr": 1e-3,
+    "weight_decay": 1e-4,
+    "eps": 1e-8,
+    "clip": 1.0,
+    "warmup_steps": 200,
+    "final_lr_frac": 0.05,
+    "max_steps": 1_000_000,
+    "max_minutes": 5.0,
+    "val_every": 250,
+    "taus_per_dataset": 8,
+    "swap_augment": True,
+    "workers": 1,
+    "replay_pool": 256,
+    "threads": 1,
+    "resume": True,
+    "init_weights": None,   # start from this checkpoint (fine-tuning); it is validated first, so it is kept if never beaten
+    "calibrate": True,      # MIST_QR: conformal spread scale on held-out IMD data after training
+    "calib_size": 600,
+}
+
+
+def merge_params(params: dict[str, Any] | None) -> dict[str, Any]:
+    out = copy.deepcopy(DEFAULTS)
+    for k, v in (params or {}).items():
+        if k not in out:
+            raise ValueError(f"unknown MIST training parameter {k!r}; known: {', '.join(sorted(out))}")
+        if isinstance(out[k], dict) and isinstance(v, dict):
+            out[k] = {**out[k], **v}
+        else:
+            out[k] = v
+    return out
+
+
+class FeatureStream(IterableDataset):
+    """Infinite stream of featurised training batches (fresh datasets, one n per batch)."""
+
+    def __init__(self, data_spec: dict[str, Any], fcfg: FeatureConfig, batch_size: int, seed: int,
+                 swap_augment: bool) -> None:
+        self.data_spec, self.fcfg, self.batch_size = data_spec, fcfg, batch_size
+        self.seed, self.swap_augment = seed, swap_augment
+
+    def __iter__(self):
+        info = torch.utils.data.get_worker_info()
+        wid = info.id if info is not None else 0
+        torch.set_num_threads(1)
+        seed = self.seed * 1000 + wid
+        rng = np.random.default_rng(np.random.SeedSequence([seed, 77]))
+        for batch in metadataset.stream_batches(self.data_spec, self.batch_size, seed):
+            swap = rng.random(len(batch)) < 0.5 if self.swap_augment else None
+            tok, ctx, g = batch_features([(d["x"], d["y"]) for d in batch], self.fcfg, rng, swap)
+            mi = np.array([d["mi"] for d in batch], dtype=np.float32)
+            yield torch.from_numpy(tok), torch.from_numpy(ctx), torch.from_numpy(g), torch.from_numpy(mi)
+
+
+def _produce(stream: FeatureStream, queue, parent: int) -> None:
+    """Worker process: push featurised batches (numpy) into `queue` until the trainer is gone."""
+    import queue as _q
+
+    torch.set_num_threads(1)
+    for item in stream:
+        item = tuple(t.numpy() for t in item)
+        while True:
+            if os.getppid() != parent:  # trainer killed: do not linger as an orphan
+                return
+            try:
+                queue.put(item, timeout=5)
+                break
+            except _q.Full:
+                continue
+
+
+class BatchSource:
+    """Fresh batches from worker processes, topped up from a replay pool.
+
+    The trainer never idles waiting for data: when no fresh batch is ready it
+    trains on a random batch from the pool of the last `pool` fresh batches
+    (with a random sign flip of every canonical pair, which leaves MI
+    unchanged). On a busy shared CPU this keeps the optimiser busy while the
+    generators catch up; with `pool = 0` every step waits for fresh data.
+    """
+
+    def __init__(self, stream: FeatureStream, workers: int, pool: int, k_pairs: int, seed: int) -> None:
+        import multiprocessing as mp
+
+        self.pool_size, self.k = int(pool), int(k_pairs)
+        self.pool: list = []
+        self.rng = np.random.default_rng(seed)
+        self.fresh = 0
+        self.reused = 0
+        self.procs = []
+        if workers > 0:
+            ctx = mp.get_context("spawn")  # not fork: BMI imports JAX, whose threads make fork unsafe
+            self.queue = ctx.Queue(maxsize=8)
+            for w in range(workers):
+                st = FeatureStream(stream.data_spec, stream.fcfg, stream.batch_size, stream.seed * 10 + w,
+                                   stream.swap_augment)
+                proc = ctx.Process(target=_produce, args=(st, self.queue, os.getpid()), daemon=True)
+                proc.start()
+                self.procs.append(proc)
+        else:
+            self.queue = None
+            self.inline = iter(stream)
+
+    def _fresh(self, block: bool):
+        import queue as _q
+
+        if self.queue is None:
+            return tuple(t.numpy() for t in next(self.inline))
+        try:
+            return self.queue.get(block=block, timeout=600 if block else None)
+        except _q.Empty:
+            if block:
+                raise RuntimeError("no training data from the generator processes for 10 minutes") from None
+            return None
+
+    def next(self):
+        item = self._fresh(block=not self.pool or self.pool_size == 0)
+        if item is not None:
+            self.fresh += 1
+            if self.pool_size:
+                if len(self.pool) < self.pool_size:
+                    self.pool.append(item)
+                else:
+                    self.pool[int(self.rng.integers(self.pool_size))] = item
+            return tuple(torch.from_numpy(np.array(a)) for a in item)
+        self.reused += 1
+        tok, ctx, g, mi = (torch.from_numpy(np.array(a)) for a in self.pool[int(self.rng.integers(len(self.pool)))])
+        sign = torch.from_numpy(self.rng.choice([-1.0, 1.0], size=(tok.shape[0], 1, self.k)).astype(np.float32))
+        tok[:, :, :self.k] *= sign
+        tok[:, :, self.k:2 * self.k] *= sign
+        return tok, ctx, g, mi
+
+    def close(self) -> None:
+        for proc in self.procs:
+            proc.terminate()
+        for proc in self.procs:
+            proc.join(timeout=5)
+
+
+def pinball(pred: torch.Tensor, target: torch.Tensor, tau: torch.Tensor) -> torch.Tensor:
+    """Mean pinball loss; pred and tau (B, T), target (B,)."""
+    d = target[:, None] - pred
+    return torch.maximum((tau - 1) * d, tau * d).mean()
+
+
+def _param_groups(model: torch.nn.Module, weight_decay: float):
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        (no_decay if p.ndim <= 1 or name.endswith(".bias") or "inducing" in name or "seed" in name
+         else decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+class Validation:
+    """Fixed featurised IMD validation datasets, grouped by n."""
+
+    def __init__(self, data_spec: dict[str, Any], fcfg: FeatureConfig) -> None:
+        items = metadataset.validation_set(data_spec)
+        self.mi = np.array([d["mi"] for d in items])
+        self.n = np.array([d["n"] for d in items])
+        self.groups = []
+        for n in np.unique(self.n):
+            idx = np.flatnonzero(self.n == n)
+            tok, ctx, g = batch_features([(items[i]["x"], items[i]["y"]) for i in idx], fcfg)
+            self.groups.append((idx, torch.from_numpy(tok), torch.from_numpy(ctx), torch.from_numpy(g)))
+
+    @torch.no_grad()
+    def predict(self, model: MISTNet, device, taus=None) -> np.ndarray:
+        model.eval()
+        out = np.zeros((len(self.mi), len(taus))) if taus is not None else np.zeros(len(self.mi))
+        for idx, tok, ctx, g in self.groups:
+            tau = None
+            if taus is not None:
+                tau = torch.tensor(taus, dtype=torch.float32, device=device).expand(len(idx), -1)
+            pred = model(tok.to(device), ctx.to(device), g.to(device), tau)
+            out[idx] = pred.cpu().numpy()
+        model.train()
+        return out
+
+    def metrics(self, model: MISTNet, device) -> dict[str, float]:
+        res: dict[str, float] = {}
+        if model.arch.quantile:
+            q = np.sort(self.predict(model, device, VAL_TAUS), axis=1)
+            taus = np.array(VAL_TAUS)
+            d = self.mi[:, None] - q
+            res["pinball"] = float(np.maximum((taus - 1) * d, taus * d).mean())
+            point = q[:, VAL_TAUS.index(0.5)]
+            lo, hi = q[:, 0], q[:, -1]
+            res["coverage90"] = float(((lo <= self.mi) & (self.mi <= hi)).mean())
+            res["width90"] = float((hi - lo).mean())
+        else:
+            point = self.predict(model, device)
+        sq = (point - self.mi) ** 2
+        res["mse"] = float(sq.mean())
+        for lo_n, hi_n, label in N_BINS:
+            m = ((self.n >= lo_n) if lo_n == 10 else (self.n > lo_n)) & (self.n <= hi_n)
+            res[f"mse_{label}"] = float(sq[m].mean()) if m.any() else float("nan")
+        res["loss"] = res["pinball"] if model.arch.quantile else res["mse"]
+        return res
+
+
+def _lr_factor(progress: float, step: int, p: dict[str, Any]) -> float:
+    warm = min(1.0, (step + 1) / max(1, p["warmup_steps"]))
+    cos = 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+    return warm * (p["final_lr_frac"] + (1 - p["final_lr_frac"]) * cos)
+
+
+def build_model(p: dict[str, Any]) -> tuple[MISTNet, FeatureConfig]:
+    fcfg = FeatureConfig(**p["features"])
+    arch = Architecture(token_dim=fcfg.token_dim, context_dim=fcfg.context_dim, quantile=bool(p["quantile"]),
+                        residual=fcfg.side_input, **p["model"])
+    return MISTNet(arch), fcfg
+
+
+def train(params: dict[str, Any] | None, out_weights, log_csv, device: str | None = None) -> dict[str, Any]:
+    """Train MIST or MIST_QR; write the best checkpoint and the loss curve. Returns the final card."""
+    p = merge_params(params)
+    torch.set_num_threads(int(p["threads"]))
+    torch.manual_seed(int(p["seed"]))
+    dev = resolve_device(device)
+    model, fcfg = build_model(p)
+    model.to(dev)
+    data_spec = metadataset.full_spec(p["data"])
+    metadataset.train_families(data_spec)  # fail early on a forbidden family
+    opt = torch.optim.AdamW(_param_groups(model, p["weight_decay"]), lr=p["lr"], eps=p["eps"])
+    log_csv = Path(log_csv)
+    resume_path = log_csv.with_suffix(".resume.pt")
+    step, seen, elapsed0, best = 0, 0, 0.0, float("inf")
+    best_metrics: dict[str, float] = {}
+    if p["resume"] and resume_path.is_file():
+        state = torch.load(resume_path, map_location=dev, weights_only=True)
+        if state.get("params_repr") == repr(p):
+            model.load_state_dict(state["model"])
+            opt.load_state_dict(state["opt"])
+            step, seen, elapsed0 = int(state["step"]), int(state["seen"]), float(state["elapsed"])
+            best = float(state["best"])
+            print(f"resuming from step {step} ({resume_path})", file=sys.stderr)
+        else:
+            print(f"ignoring {resume_path}: it was written with other parameters", file=sys.stderr)
+            step = 0
+    if step == 0 and log_csv.exists():
+        log_csv.unlink()
+    if step == 0 and p["init_weights"]:
+        from estimators.checkpoint import load_checkpoint
+
+        load_checkpoint(model, p["init_weights"], device=str(dev))
+
+    val = Validation(data_spec, fcfg)
+    stream = FeatureStream(data_spec, fcfg, int(p["batch_size"]), int(p["seed"]) * 100_003 + step,
+                           bool(p["swap_augment"]))
+    source = BatchSource(stream, int(p["workers"]), int(p["replay_pool"]), fcfg.k_pairs, int(p["seed"]) + step)
+    quantile = bool(p["quantile"])
+    max_steps, max_sec = int(p["max_steps"]), 60.0 * float(p["max_minutes"] or 1e9)
+    gen = torch.Generator().manual_seed(int(p["seed"]) + step)
+    fields = ["step", "datasets", "minutes", "lr", "train_loss", "val_loss", "val_mse", "val_mse_[10,100]",
+              "val_mse_(100,300]", "val_mse_(300,500]", "val_coverage90", "val_width90", "datasets_per_s", "fresh_batches", "replayed_batches"]
+    log_csv.parent.mkdir(parents=True, exist_ok=True)
+    new_file = not log_csv.exists()
+    fh = open(log_csv, "a", newline="")
+    writer = csv.DictWriter(fh, fieldnames=fields)
+    if new_file:
+        writer.writeheader()
+
+    def card(metrics):
+        return {"kind": "mist_qr" if quantile else "mist", "architecture": model.arch.to_dict(),
+                "features": fcfg.to_dict(), "normalisation": fcfg.normalisation,
+                "training": {"params": p, "data_spec": data_spec, "steps": step, "datasets_seen": seen,
+                             "fresh_datasets": source.fresh * int(p["batch_size"]),
+                             "minutes": round((elapsed0 + time.perf_counter() - t0) / 60, 2)},
+                "validation": metrics, "tau_grid": list(TAU_GRID) if quantile else None}
+
+    def validate(train_loss: float, rate: float):
+        nonlocal best, best_metrics
+        m = val.metrics(model, dev)
+        if m["loss"] < best:
+            best, best_metrics = m["loss"], dict(m, step=step)
+            save_checkpoint(model, out_weights, card(best_metrics))
+        writer.writerow({"step": step, "datasets": seen, "minutes": round((elapsed0 + time.perf_counter() - t0) / 60, 3),
+                         "lr": opt.param_groups[0]["lr"], "train_loss": train_loss, "val_loss": m["loss"],
+                         "val_mse": m["mse"], "val_mse_[10,100]": m["mse_[10,100]"],
+                         "val_mse_(100,300]": m["mse_(100,300]"], "val_mse_(300,500]": m["mse_(300,500]"],
+                         "val_coverage90": m.get("coverage90", ""), "val_width90": m.get("width90", ""),
+                         "datasets_per_s": rate, "fresh_batches": source.fresh, "replayed_batches": source.reused})
+        fh.flush()
+        torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step, "seen": seen,
+                    "elapsed": elapsed0 + time.perf_counter() - t0, "best": best, "params_repr": repr(p)},
+                   resume_path)
+        return m
+
+    from tqdm import tqdm
+
+    t0 = time.perf_counter()
+    bar = tqdm(total=max_steps if max_steps < 1_000_000 else None, initial=step, desc="mist_qr" if quantile else "mist",
+               mininterval=10, file=sys.stderr, dynamic_ncols=True)
+    run_loss, run_n, win_t, win_seen = 0.0, 0, time.perf_counter(), 0
+    if step == 0 and p["init_weights"]:
+        validate(float("nan"), 0.0)  # the starting checkpoint competes for "best"
+    model.train()
+    last_m: dict[str, float] = {}
+    while True:
+        elapsed = elapsed0 + time.perf_counter() - t0
+        if step >= max_steps or elapsed >= max_sec:
+            break
+        tok, ctx, g, mi = source.next()
+        progress = max(step / max_steps, elapsed / max_sec)
+        for grp in opt.param_groups:
+            grp["lr"] = p["lr"] * _lr_factor(progress, step, p)
+        tok, ctx, g, mi = tok.to(dev), ctx.to(dev), g.to(dev), mi.to(dev)
+        if quantile:
+            tau = torch.rand(len(mi), int(p["taus_per_dataset"]), generator=gen).to(dev)
+            loss = pinball(model(tok, ctx, g, tau), mi, tau)
+        else:
+            loss = torch.mean((model(tok, ctx, g) - mi) ** 2)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), p["clip"])
+        opt.step()
+        step += 1
+        seen += len(mi)
+        win_seen += len(mi)
+        run_loss += loss.item()
+        run_n += 1
+        bar.update(1)
+        if step % int(p["val_every"]) == 0:
+            rate = win_seen / (time.perf_counter() - win_t)
+            last_m = validate(run_loss / run_n, rate)
+            bar.set_postfix(train=f"{run_loss / run_n:.3f}", val=f"{last_m['loss']:.3f}", best=f"{best:.3f}",
+                            ds_s=f"{rate:.0f}")
+            run_loss, run_n, win_t, win_seen = 0.0, 0, time.perf_counter(), 0
+    if run_n or not best_metrics:
+        rate = win_seen / max(1e-9, time.perf_counter() - win_t)
+        last_m = validate(run_loss / max(1, run_n), rate)
+    source.close()
+    bar.close()
+    fh.close()
+    final = card(best_metrics)
+    final["training"]["final_step"] = step
+    if quantile and p["calibrate"]:
+        from estimators.mist.calibration import calibrate
+
+        final["calibration"] = calibrate(str(out_weights), size=int(p["calib_size"]))
+    return final
+
+
+def main(argv=None) -> None:
+    """CLI: train from a YAML config's `models.<model>.train` entry."""
+    import argparse
+
+    import yaml
+
+    ap = argparse.ArgumentParser(description="Train MIST / MIST_QR from a config file.")
+    ap.add_argument("--config", required=True)
+    ap.add_argument("--model", required=True, help="key under `models` (mist or mist_qr)")
+    ap.add_argument("--out", required=True, help="weights path (.safetensors); the card goes next to it")
+    ap.add_argument("--log", required=True, help="loss-curve CSV")
+    ap.add_argument("--device")
+    args = ap.parse_args(argv)
+    with open(args.config) as fh:
+        cfg = yaml.safe_load(fh)
+    try:
+        params = cfg["models"][args.model]["train"]
+    except KeyError:
+        raise SystemExit(f"{args.config} has no models.{args.model}.train entry") from None
+    card = train(params, args.out, args.log, device=args.device)
+    print({"validation": card["validation"], "steps": card["training"]["final_step"]})
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,243 @@
+"""MIST / MIST_QR: invariances, any dims, quantiles, checkpoints, shipped accuracy, meta-dataset."""
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+import estimators
+from benchmarks import metadataset
+from benchmarks.families import IMD_FAMILIES, OOMD_FAMILIES, TRAIN_FAMILIES
+from estimators.checkpoint import CheckpointError
+from estimators.mist.adapter import WEIGHTS_DIR
+from estimators.mist.features import FeatureConfig, dataset_features
+from estimators.mist.model import Architecture, MISTNet
+from estimators.mist.training import pinball
+
+torch.set_num_threads(1)
+
+
+def gaussian_pair(n, dx, dy, rho, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, dx))
+    k = min(dx, dy)
+    y = rng.standard_normal((n, dy))
+    y[:, :k] = rho * x[:, :k] + np.sqrt(1 - rho ** 2) * y[:, :k]
+    return x, y, -0.5 * k * np.log(1 - rho ** 2)
+
+
+@pytest.fixture(scope="module")
+def mist():
+    return estimators.get("mist")
+
+
+@pytest.fixture(scope="module")
+def mist_qr():
+    return estimators.get("mist_qr")
+
+
+# -- invariances and shapes ---------------------------------------------------
+
+@pytest.mark.parametrize("n", [50, 400])  # 400 > max_rows exercises the row subsample
+def test_permutation_invariance(mist, n):
+    x, y, _ = gaussian_pair(n, 4, 4, 0.6)
+    p = np.random.default_rng(1).permutation(n)
+    a, b = mist.estimate(x, y).mi, mist.estimate(x[p], y[p]).mi
+    assert abs(a - b) < 1e-4
+
+
+def test_network_is_row_permutation_invariant():
+    torch.manual_seed(0)
+    net = MISTNet(Architecture(token_dim=18, context_dim=29)).eval()
+    tok, ctx, g = torch.randn(3, 70, 18), torch.randn(3, 29), torch.rand(3)
+    perm = torch.randperm(70)
+    with torch.no_grad():
+        assert torch.allclose(net(tok, ctx, g), net(tok[:, perm], ctx, g), atol=1e-5)
+        # ... and not invariant to changing a row (the test can fail)
+        tok2 = tok.clone()
+        tok2[:, 0] += 3.0
+        assert not torch.allclose(net(tok, ctx, g), net(tok2, ctx, g), atol=1e-5)
+
+
+def test_swap_average_is_symmetric(mist):
+    x, y, _ = gaussian_pair(300, 3, 7, 0.5)
+    assert abs(mist.estimate(x, y).mi - mist.estimate(y, x).mi) < 1e-4
+
+
+@pytest.mark.parametrize("dx,dy", [(3, 7), (1, 5), (40, 40), (16, 48)])
+def test_any_dimensions(mist, mist_qr, dx, dy):
+    x, y, _ = gaussian_pair(200, dx, dy, 0.5)
+    for est in (mist, mist_qr):
+        e = est.estimate(x, y)
+        assert e.ok and np.isfinite(e.mi) and e.mi >= 0
+
+
+def test_features_fixed_width_for_any_dims():
+    cfg = FeatureConfig()
+    for dx, dy in [(2, 2), (5, 40), (64, 3)]:
+        x, y, _ = gaussian_pair(30, dx, dy, 0.3)
+        tok, ctx, g = dataset_features(x, y, cfg)
+        assert tok.shape == (30, cfg.token_dim) and ctx.shape == (cfg.context_dim,) and np.isfinite(g)
+
+
+def test_features_copula_invariant_to_monotone_maps():
+    x, y, _ = gaussian_pair(100, 3, 3, 0.7)
+    cfg = FeatureConfig()
+    t1, c1, g1 = dataset_features(x, y, cfg)
+    t2, c2, g2 = dataset_features(np.sinh(x) * 3 + 1, y ** 3, cfg)
+    assert np.allclose(t1, t2, atol=1e-5) and np.allclose(c1, c2, atol=1e-6)
+    t3, c3, g3 = dataset_features(np.sinh(x) * 3 + 1, y ** 3, FeatureConfig(normalisation="standard"))
+    assert not np.allclose(g1, g3, atol=1e-3)
+
+
+# -- quantiles ----------------------------------------------------------------
+
+def test_quantiles_do_not_cross(mist_qr):
+    rng = np.random.default_rng(3)
+    data = [gaussian_pair(int(n), int(d), int(d), float(r), seed=i)[:2]
+            for i, (n, d, r) in enumerate(zip(rng.integers(10, 500, 12), rng.integers(1, 33, 12),
+                                               rng.uniform(0, 0.99, 12)))]
+    for e in mist_qr.estimate_batch(data):
+        qs = [e.quantiles[t] for t in sorted(e.quantiles)]
+        assert np.all(np.diff(qs) >= 0)
+        assert e.lower == e.quantiles[0.05] and e.upper == e.quantiles[0.95]
+        assert e.lower <= e.mi <= e.upper and e.mi == e.quantiles[0.5]
+        assert e.info["interval_level"] == pytest.approx(0.9)
+
+
+def test_pinball_loss_values():
+    pred = torch.tensor([[1.0, 1.0]])
+    tau = torch.tensor([[0.1, 0.9]])
+    # target 2 is above the prediction: loss tau * 1
+    assert torch.isclose(pinball(pred, torch.tensor([2.0]), tau), torch.tensor(0.5))
+    assert torch.isclose(pinball(pred[:, :1], torch.tensor([0.0]), tau[:, :1]), torch.tensor(0.9))
+
+
+# -- batching -------------------------------------------------------------------
+
+def test_batch_equals_single(mist):
+    data = [gaussian_pair(n, d, d, 0.5, seed=n)[:2] for n, d in [(40, 2), (40, 9), (120, 3), (500, 16)]]
+    batch = [e.mi for e in mist.estimate_batch(data)]
+    single = [mist.estimate(x, y).mi for x, y in data]
+    assert np.allclose(batch, single, atol=1e-4)
+
+
+# -- checkpoints --------------------------------------------------------------
+
+def test_missing_checkpoint_is_an_error(tmp_path):
+    with pytest.raises(CheckpointError, match="not found"):
+        estimators.get("mist", weights=str(tmp_path / "nope.safetensors"))
+
+
+def test_truncated_checkpoint_is_an_error(tmp_path):
+    w = tmp_path / "mist.safetensors"
+    shutil.copy(WEIGHTS_DIR / "mist.safetensors", w)
+    shutil.copy(WEIGHTS_DIR / "mist.json", tmp_path / "mist.json")
+    estimators.get("mist", weights=str(w))  # intact copy loads
+    data = w.read_bytes()
+    w.write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match="SHA-256"):
+        estimators.get("mist", weights=str(w))
+
+
+def test_mismatched_checkpoint_is_an_error(tmp_path):
+    with pytest.raises(CheckpointError, match="mist_qr"):
+        estimators.get("mist_qr", weights=str(WEIGHTS_DIR / "mist.safetensors"))
+    # a card whose architecture does not fit the tensors
+    w = tmp_path / "mist.safetensors"
+    shutil.copy(WEIGHTS_DIR / "mist.safetensors", w)
+    card = json.loads((WEIGHTS_DIR / "mist.json").read_text())
+    card["architecture"]["width"] = 2 * card["architecture"]["width"]
+    (tmp_path / "mist.json").write_text(json.dumps(card))
+    with pytest.raises(CheckpointError, match="shape|does not fit"):
+        estimators.get("mist", weights=str(w))
+
+
+def test_bad_input_errors(mist):
+    x, y, _ = gaussian_pair(50, 2, 2, 0.5)
+    x[3, 1] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        mist.estimate(x, y)
+    with pytest.raises(ValueError, match="too few rows"):
+        mist.estimate(np.ones((1, 2)), np.ones((1, 2)))
+    with pytest.raises(ValueError, match="rank"):
+        mist.estimate(np.ones((5, 2, 2)), np.ones((5, 2)))
+
+
+# -- shipped weights are accurate -----------------------------------------------
+
+@pytest.mark.parametrize("name", ["mist", "mist_qr"])
+def test_shipped_weights_accurate_on_gaussians(name):
+    est = estimators.get(name)
+    for (dx, rho), tol in (((1, 0.75), 0.3), ((5, 0.5), 0.3), ((2, 0.0), 0.3)):
+        x, y, mi = gaussian_pair(500, dx, dx, rho, seed=7)
+        got = est.estimate(x, y).mi
+        assert abs(got - mi) < tol, (name, dx, rho, got, mi)
+
+
+# -- meta-dataset -----------------------------------------------------------------
+
+SMALL = {"seed": 5, "per_shard": 12, "n": [10, 60], "d": [2, 6], "val_size": 10}
+
+
+def test_metadataset_shard_deterministic(tmp_path):
+    a, b = tmp_path / "a.npz", tmp_path / "b.npz"
+    assert metadataset.build_shard(SMALL, 3, a) == 12
+    metadataset.build_shard(SMALL, 3, b)
+    ra, rb = list(metadataset.read_shard(a)), list(metadataset.read_shard(b))
+    assert all(p["mi"] == q["mi"] and np.array_equal(p["x"], q["x"]) for p, q in zip(ra, rb))
+    other = list(metadataset.read_shard(metadataset.build_shard(SMALL, 4, tmp_path / "c.npz") and tmp_path / "c.npz"))
+    assert [p["mi"] for p in ra] != [p["mi"] for p in other]
+    s1 = next(metadataset.stream_batches(SMALL, 4, seed=1))
+    s2 = next(metadataset.stream_batches(SMALL, 4, seed=1))
+    assert all(np.array_equal(p["y"], q["y"]) for p, q in zip(s1, s2))
+    assert len({d["n"] for d in s1}) == 1
+
+
+def test_metadataset_family_split():
+    train = {d["family"] for d in metadataset.generate_shard(dict(SMALL, per_shard=200), 0)}
+    assert train <= set(TRAIN_FAMILIES) and not train & set(OOMD_FAMILIES)
+    assert len(train) > 10
+    val = {d["family"] for d in metadataset.validation_set(dict(SMALL, val_size=60))}
+    assert val <= set(IMD_FAMILIES) and not val & set(OOMD_FAMILIES)
+    with pytest.raises(ValueError, match="training families"):
+        metadataset.generate_shard(dict(SMALL, families=[OOMD_FAMILIES[0]]), 0)
+    with pytest.raises(ValueError, match="IMD"):
+        metadataset.validation_set(dict(SMALL, val_families=[OOMD_FAMILIES[0]]))
+
+
+def test_training_smoke_writes_loadable_checkpoint(tmp_path):
+    from estimators.mist.training import train
+
+    card = train({"max_steps": 3, "max_minutes": 5, "val_every": 2, "batch_size": 8, "workers": 0,
+                  "data": {"val_size": 8, "n": [10, 40], "d": [2, 4]}, "model": {"width": 16, "heads": 2},
+                  "quantile": True, "calib_size": 10}, tmp_path / "q.safetensors", tmp_path / "q.csv")
+    assert card["kind"] == "mist_qr" and card["training"]["final_step"] == 3
+    assert card["calibration"]["spread_scale"] >= 1.0
+    est = estimators.get("mist_qr", weights=str(tmp_path / "q.safetensors"))
+    assert np.isfinite(est.estimate(*gaussian_pair(30, 2, 2, 0.5)[:2]).mi)
+    rows = (tmp_path / "q.csv").read_text().strip().splitlines()
+    assert rows[0].startswith("step,") and len(rows) >= 2
+
+
+def test_conformal_spread_scale():
+    from estimators.mist.calibration import conformal_scale, needed_scale
+
+    med, lo, hi = np.zeros(4), -np.ones(4), np.ones(4)
+    s = needed_scale(lo, med, hi, np.array([0.5, -2.0, 3.0, 0.0]))
+    assert np.allclose(s, [0.5, 2.0, 3.0, 0.0])
+    assert conformal_scale(s, 0.5) == 2.0 and conformal_scale(s, 0.9) == 3.0
+    assert conformal_scale(np.array([0.1, 0.2, 0.5]), 0.5) == 1.0  # never narrows
+
+
+def test_calibrated_interval_widens_around_median():
+    x, y, _ = gaussian_pair(200, 3, 3, 0.6)
+    raw = estimators.get("mist_qr", calibrated=False).estimate(x, y)
+    cal = estimators.get("mist_qr").estimate(x, y)
+    s = cal.info["spread_scale"]
+    assert s >= 1.0 and cal.mi == pytest.approx(raw.mi)
+    assert cal.lower == pytest.approx(max(0.0, raw.mi + s * (raw.lower - raw.mi)), abs=1e-9)
+    assert cal.upper == pytest.approx(raw.mi + s * (raw.upper - raw.mi), abs=1e-9)
