@@ -23,8 +23,13 @@ from estimators.atomic import atomic_path
 COLUMNS = ["corpus", "estimator", "method", "id", "split", "family", "n", "dx", "dy", "rep", "true_mi",
            "quantity", "mi", "lower", "upper", "quantiles", "seconds", "status", "error", "info"]
 
-# Amortised estimators get their datasets in chunks of this many per call.
+# Estimators with a batched path (amortised networks, batched per-dataset
+# training) get their datasets in chunks of this many per call.
 BATCH = 64
+
+
+def has_batched_path(est: estimators.Estimator) -> bool:
+    return type(est)._estimate_batch is not estimators.Estimator._estimate_batch
 
 
 def _row(rec: dict[str, Any], est: "estimators.Estimate | None", error: str | None) -> dict[str, Any]:
@@ -65,6 +70,7 @@ def run_shard(label: str, entry: dict[str, Any], shard_path: str | os.PathLike, 
                 rows.append(_single(est, rec, x, y, first_error=err))
         pending.clear()
 
+    batched = has_batched_path(est)
     bar = tqdm(data, desc=f"{label}@{corpus}:{os.path.basename(str(shard_path))}", disable=not progress,
                mininterval=5)
     for rec, x, y in bar:
@@ -73,7 +79,7 @@ def run_shard(label: str, entry: dict[str, Any], shard_path: str | os.PathLike, 
         except ValueError as err:
             rows.append(_row(rec, None, f"invalid input: {err}"))
             continue
-        if est.amortised:
+        if batched:
             pending.append((rec, x, y))
             if len(pending) >= BATCH:
                 flush()

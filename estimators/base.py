@@ -78,7 +78,7 @@ class Estimator:
         est = self._estimate(x, y)
         est.seconds = time.perf_counter() - t0
         est.info.setdefault("estimator", self.name)
-        return est
+        return _no_silent_nonfinite(est)
 
     def estimate_batch(self, datasets: Sequence[tuple[Any, Any]]) -> list[Estimate]:
         """Estimate many datasets. Input errors raise, naming the dataset index.
@@ -100,6 +100,7 @@ class Estimator:
         for est in out:
             est.seconds = per
             est.info.setdefault("estimator", self.name)
+            _no_silent_nonfinite(est)
         return out
 
     def validate(self, x: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -125,6 +126,14 @@ class Estimator:
 
     def _check_dims(self, dx: int, dy: int) -> None:
         """Override to reject dimensions the method truly cannot handle."""
+
+
+def _no_silent_nonfinite(est: Estimate) -> Estimate:
+    """An `ok` estimate must be finite: NaN or inf becomes a failed estimate with the reason."""
+    if est.ok and not math.isfinite(est.mi):
+        est.info["error"] = f"non-finite estimate {est.mi!r} (e.g. duplicated rows or degenerate input)"
+        est.mi, est.ok = math.nan, False
+    return est
 
 
 def as_mapping(obj: Mapping[str, Any] | None) -> dict[str, Any]:

@@ -13,6 +13,11 @@ _REGISTRY: dict[str, type[Estimator]] = {}
 _MODULES = (
     "estimators.ksg",
     "estimators.gaussian",
+    "estimators.mine",
+    "estimators.infonce",
+    "estimators.minde",
+    "estimators.mist.adapter",
+    "estimators.infonet",
 )
 
 

@@ -7,6 +7,9 @@ import numpy as np
 
 # Values beyond this overflow float64 in squared distances and covariances.
 MAX_ABS = 1e150
+# A column that varies by less than this (but not 0) underflows in the same squares: its
+# standard deviation comes out 0 and it would silently be treated as constant.
+MIN_SPREAD = 1e-150
 
 
 def as_2d(a: Any, what: str) -> np.ndarray:
@@ -48,8 +51,13 @@ def validate_pair(x: Any, y: Any, *, min_n: int = 2, allow_constant: bool = True
             raise ValueError(f"{what} contains NaN or inf (first at row {bad[0]}, column {bad[1]})")
         if np.abs(arr).max() > MAX_ABS:
             raise ValueError(f"{what} has values of magnitude above {MAX_ABS:g}; rescale the data")
+        spread = np.ptp(arr, axis=0)
+        tiny = np.flatnonzero((spread > 0) & (spread < MIN_SPREAD))
+        if tiny.size:
+            raise ValueError(f"{what} column(s) {tiny.tolist()} vary by less than {MIN_SPREAD:g} (their "
+                             "squares underflow float64); rescale the data")
         if not allow_constant:
-            const = np.flatnonzero(np.ptp(arr, axis=0) == 0)
+            const = np.flatnonzero(spread == 0)
             if const.size:
                 raise ValueError(f"{what} has constant column(s) {const.tolist()}, which this "
                                  "estimator cannot handle")
