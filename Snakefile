@@ -24,6 +24,7 @@ include: "workflow/rules/corpora.smk"
 include: "workflow/rules/training.smk"
 include: "workflow/rules/estimate.smk"
 include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/ablation.smk"
 
 
 rule all:
@@ -31,4 +32,5 @@ rule all:
         rules.tables.output,
         rules.plots.output,
         rules.config_used.output,
+        ablation_outputs(),
     default_target: True

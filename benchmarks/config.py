@@ -53,5 +53,10 @@ def check(config: dict[str, Any]) -> None:
     ref = config.get("evaluation", {}).get("reference_estimator", "ksg")
     if ref not in config.get("estimators", {}):
         errors.append(f"evaluation.reference_estimator: {ref!r} is not one of the configured estimators")
+    from estimators.mist.ablation import VARIANTS
+
+    for i, v in enumerate((config.get("ablation") or {}).get("variants", [])):
+        if v not in VARIANTS:
+            errors.append(f"ablation.variants[{i}]: unknown variant {v!r}; known: {', '.join(sorted(VARIANTS))}")
     if errors:
         raise ValueError("invalid config:\n  " + "\n  ".join(errors))

@@ -198,7 +198,13 @@ class MindeObjective(Objective):
         the gap: a criterion that rewards learning and penalises memorising. The
         plain denoising loss is useless here, its MI-bearing part is ~2I/Z."""
         valid = row_mask(group.nte, group.xte.shape[1])
-        gap = self._terms(self.snapshot(params, state), group, ev)[1]
+        snap = self.snapshot(params, state)
+        if self.variant == "j":
+            # MINDE-J compares three separately learned scores; an undertrained joint score
+            # inflates both the estimate and the gap, so the gap would pick the worst
+            # snapshot. Select on the held-out denoising loss instead (higher is better).
+            return -self._denoising_loss(snap, group, group.xte, group.yte, ev, valid, group.nte.to(group.xte.dtype))
+        gap = self._terms(snap, group, ev)[1]
         return 0.5 * self.sde.normaliser * torch.where(valid, gap, 0.0).sum(1) / group.nte
 
     # -- the MI estimate -------------------------------------------------------

@@ -33,7 +33,8 @@ VARIANTS = {
 }
 
 
-def run(variant: str, steps: int, out_csv: str, extra: dict | None = None, workdir: str = "/tmp/mist_ablation") -> dict:
+def run(variant: str, steps: int, extra: dict | None = None, workdir: str = "/tmp/mist_ablation") -> dict:
+    """Train one variant (weights and loss curve under `workdir`); return its table row."""
     from estimators.mist.training import train
 
     params = copy.deepcopy(BASE)
@@ -51,15 +52,24 @@ def run(variant: str, steps: int, out_csv: str, extra: dict | None = None, workd
            "minutes": round((time.perf_counter() - t0) / 60, 2), "best_step": v.get("step"),
            "val_mse": v["mse"], "val_mse_[10,100]": v["mse_[10,100]"], "val_mse_(100,300]": v["mse_(100,300]"],
            "val_mse_(300,500]": v["mse_(300,500]"], "change": json.dumps(VARIANTS[variant], sort_keys=True)}
-    path = Path(out_csv).with_name(Path(out_csv).stem + "_v2.csv")  # v2: rows with the features column
-    path.parent.mkdir(parents=True, exist_ok=True)
-    new = not path.exists()
-    with open(path, "a", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(row))
-        if new:
-            w.writeheader()
-        w.writerow(row)
     return row
+
+
+CAPTION = ("MIST ablations: validation MSE (IMD validation split) of each one-change variant at the same "
+           "step budget; ratio_to_base > 1 means the change hurts.")
+
+
+def ablation_frame(rows: list[dict]):
+    """The ablation table: one row per variant, with its validation MSE relative to `base`."""
+    import pandas as pd
+
+    df = pd.DataFrame(rows)
+    cols = ["variant", "change", "steps", "datasets", "minutes", "val_mse", "val_mse_[10,100]",
+            "val_mse_(100,300]", "val_mse_(300,500]"]
+    df = df[cols]
+    if "base" in set(df["variant"]):
+        df["ratio_to_base"] = df["val_mse"] / float(df.loc[df["variant"] == "base", "val_mse"].iloc[0])
+    return df
 
 
 def swap_eval(weights: str, kind: str = "mist", val_size: int = 600) -> dict:
@@ -96,8 +106,17 @@ def main(argv=None) -> None:
     unknown = [v for v in args.variants if v not in VARIANTS]
     if unknown:
         ap.error(f"unknown variant(s) {unknown}; known: {', '.join(sorted(VARIANTS))}")
+    path = Path(args.out)
+    path.parent.mkdir(parents=True, exist_ok=True)
     for v in args.variants:
-        print(run(v, args.steps, args.out), flush=True)
+        row = run(v, args.steps)
+        new = not path.exists()
+        with open(path, "a", newline="") as fh:
+            w = csv.DictWriter(fh, fieldnames=list(row))
+            if new:
+                w.writeheader()
+            w.writerow(row)
+        print(row, flush=True)
 
 
 if __name__ == "__main__":

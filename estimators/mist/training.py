@@ -163,12 +163,21 @@ class BatchSource:
 
         if self.queue is None:
             return tuple(t.numpy() for t in next(self.inline))
-        try:
-            return self.queue.get(block=block, timeout=600 if block else None)
-        except _q.Empty:
-            if block:
-                raise RuntimeError("no training data from the generator processes for 10 minutes") from None
-            return None
+        if not block:
+            try:
+                return self.queue.get(block=False)
+            except _q.Empty:
+                return None
+        # Poll so that a generator that died (bad spec, import error) fails the run instead of hanging it.
+        for _ in range(600):
+            try:
+                return self.queue.get(timeout=1.0)
+            except _q.Empty:
+                dead = [p.exitcode for p in self.procs if not p.is_alive()]
+                if len(dead) == len(self.procs):
+                    raise RuntimeError(f"every data generator process exited (exit codes {dead}); "
+                                       "see the log above for its traceback") from None
+        raise RuntimeError("no training data from the generator processes for 10 minutes")
 
     def next(self):
         item = self._fresh(block=not self.pool or self.pool_size == 0)

@@ -314,6 +314,8 @@ class NeuralEstimator(Estimator):
     min_n = 4
     deterministic = True
     amortised = False
+    # Conformance checks the interface, not accuracy: a short budget keeps it fast.
+    test_params: dict[str, Any] = {"steps": 100, "eval_every": 50}
 
     def _objective(self, key: Any) -> Objective:
         """The training objective for a group whose datasets share `key`."""

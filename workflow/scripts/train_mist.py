@@ -9,9 +9,16 @@ import torch
 
 from estimators.mist.training import train
 
-params = dict(snakemake.params.train)  # noqa: F821
-torch.set_num_threads(int(params.get("threads", snakemake.threads)))  # noqa: F821
-with open(snakemake.log[0], "w") as log:  # noqa: F821
-    sys.stderr = log
-    card = train(params, snakemake.output.weights, snakemake.output.log_csv)  # noqa: F821
-    print(f"best validation: {card['validation']}", file=log)
+
+def main(smk) -> None:
+    params = dict(smk.params.train)
+    torch.set_num_threads(int(params.get("threads", smk.threads)))
+    with open(smk.log[0], "w") as log:
+        sys.stderr = log
+        card = train(params, smk.output.weights, smk.output.log_csv)
+        print(f"best validation: {card['validation']}", file=log)
+
+
+# The data worker is a spawned process, which re-imports this file: only the parent trains.
+if __name__ == "__main__":
+    main(snakemake)  # noqa: F821

@@ -1,0 +1,40 @@
+# MIST design ablations (config key `ablation`): each variant trains with the same small
+# budget and is scored on the IMD validation split only, never on the test corpora.
+ABLATION = config.get("ablation") or {}
+
+
+def ablation_outputs():
+    if not ABLATION:
+        return []
+    return [f"{RESULTS}/tables/mist_ablation.{ext}" for ext in ("csv", "md", "tex")]
+
+
+rule mist_ablation_variant:
+    output:
+        f"{RESULTS}/ablations/{{variant}}.json",
+    params:
+        steps=ABLATION.get("steps", 300),
+        workdir=f"{RESULTS}/ablations/work",
+    threads: 1
+    resources:
+        gpu=1,
+        mem_mb=4000,
+        runtime=60,
+    log:
+        f"{RESULTS}/logs/ablations/{{variant}}.log",
+    script:
+        "../scripts/mist_ablation_variant.py"
+
+
+rule mist_ablation_table:
+    input:
+        expand(f"{RESULTS}/ablations/{{variant}}.json", variant=ABLATION.get("variants", [])),
+    output:
+        csv=report(f"{RESULTS}/tables/mist_ablation.csv", caption="../report/tables/mist_ablation.rst",
+                   category="Tables"),
+        md=f"{RESULTS}/tables/mist_ablation.md",
+        tex=f"{RESULTS}/tables/mist_ablation.tex",
+    log:
+        f"{RESULTS}/logs/mist_ablation_table.log",
+    script:
+        "../scripts/mist_ablation_table.py"

@@ -1,0 +1,12 @@
+"""Snakemake script: the ablation table, one row per variant (logic in estimators.mist.ablation)."""
+import json
+from pathlib import Path
+
+from benchmarks.tables import write_table
+from estimators.mist.ablation import CAPTION, ablation_frame
+
+sm = snakemake  # noqa: F821
+rows = [json.loads(Path(p).read_text()) for p in sm.input]
+written = write_table(ablation_frame(rows), Path(sm.output.csv).with_suffix(""), CAPTION)
+with open(sm.log[0], "w") as f:
+    f.write("\n".join(map(str, written)) + "\n")
