@@ -29,6 +29,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from estimators.attention import Attention
+
 # Architecture keys stored in the checkpoint card; the constructor takes exactly these.
 ARCH_KEYS = ("grid", "width", "depth", "n_latents", "heads", "n_freq", "smooth_sigma", "clamp", "decoder")
 DEFAULT_ARCH: dict[str, Any] = dict(grid=64, width=64, depth=2, n_latents=64, heads=4, n_freq=8,
@@ -56,36 +58,6 @@ def joint_features(p: torch.Tensor, n_freq: int) -> torch.Tensor:
     one = torch.ones_like(ang[..., :1])
     basis = torch.cat([one, ang.cos(), ang.sin()], -1)  # (..., 2, 2F+1)
     return (basis[..., 0, :, None] * basis[..., 1, None, :]).flatten(-2)
-
-
-class Attention(nn.Module):
-    """Multi-head attention, pre-norm on both sides, residual on the query side, then an FFN."""
-
-    def __init__(self, width: int, heads: int, ffn_mult: int = 2) -> None:
-        super().__init__()
-        if width % heads:
-            raise ValueError(f"width {width} is not divisible by heads {heads}")
-        self.heads = heads
-        self.norm_q = nn.LayerNorm(width)
-        self.norm_kv = nn.LayerNorm(width)
-        self.q = nn.Linear(width, width)
-        self.kv = nn.Linear(width, 2 * width)
-        self.out = nn.Linear(width, width)
-        self.norm_ff = nn.LayerNorm(width)
-        self.ff = nn.Sequential(nn.Linear(width, ffn_mult * width), nn.GELU(), nn.Linear(ffn_mult * width, width))
-
-    def forward(self, q_in: torch.Tensor, kv_in: torch.Tensor | None = None,
-                bias: torch.Tensor | None = None) -> torch.Tensor:
-        # q_in (B, Lq, D); kv_in (B, Lk, D); self-attention when kv_in is None
-        b, lq, d = q_in.shape
-        h = self.heads
-        qn = self.norm_q(q_in)
-        kvn = qn if kv_in is None else self.norm_kv(kv_in)
-        q = self.q(qn).view(b, lq, h, d // h).transpose(1, 2)
-        k, v = self.kv(kvn).view(b, kvn.shape[1], 2, h, d // h).permute(2, 0, 3, 1, 4)
-        a = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
-        x = q_in + self.out(a.transpose(1, 2).reshape(b, lq, d))
-        return x + self.ff(self.norm_ff(x))
 
 
 def gaussian_kernel1d(sigma: float) -> torch.Tensor:

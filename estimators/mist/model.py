@@ -19,8 +19,9 @@ import dataclasses
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
+
+from estimators.attention import Attention
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,39 +49,12 @@ class Architecture:
         return cls(**d)
 
 
-class MAB(nn.Module):
-    """Multi-head attention block (pre-norm): q + Attn(q, kv), then + FFN."""
-
-    def __init__(self, width: int, heads: int, ff_mult: int) -> None:
-        super().__init__()
-        if width % heads:
-            raise ValueError(f"width {width} is not divisible by heads {heads}")
-        self.heads = heads
-        self.ln_q = nn.LayerNorm(width)
-        self.ln_kv = nn.LayerNorm(width)
-        self.q = nn.Linear(width, width)
-        self.kv = nn.Linear(width, 2 * width)
-        self.o = nn.Linear(width, width)
-        self.ln_ff = nn.LayerNorm(width)
-        self.ff = nn.Sequential(nn.Linear(width, ff_mult * width), nn.GELU(), nn.Linear(ff_mult * width, width))
-
-    def forward(self, q: torch.Tensor, kv: torch.Tensor) -> torch.Tensor:
-        b, nq, w = q.shape
-        nk = kv.shape[1]
-        h = self.heads
-        qq = self.q(self.ln_q(q)).view(b, nq, h, w // h).transpose(1, 2)
-        k, v = self.kv(self.ln_kv(kv)).view(b, nk, 2, h, w // h).permute(2, 0, 3, 1, 4)
-        att = F.scaled_dot_product_attention(qq, k, v)
-        out = q + self.o(att.transpose(1, 2).reshape(b, nq, w))
-        return out + self.ff(self.ln_ff(out))
-
-
 class ISAB(nn.Module):
     def __init__(self, width: int, heads: int, inducing: int, ff_mult: int) -> None:
         super().__init__()
         self.inducing = nn.Parameter(torch.randn(1, inducing, width) * width ** -0.5)
-        self.mab1 = MAB(width, heads, ff_mult)
-        self.mab2 = MAB(width, heads, ff_mult)
+        self.mab1 = Attention(width, heads, ff_mult)
+        self.mab2 = Attention(width, heads, ff_mult)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.mab1(self.inducing.expand(x.shape[0], -1, -1), x)
@@ -91,7 +65,7 @@ class PMA(nn.Module):
     def __init__(self, width: int, heads: int, ff_mult: int) -> None:
         super().__init__()
         self.seed = nn.Parameter(torch.randn(1, 1, width) * width ** -0.5)
-        self.mab = MAB(width, heads, ff_mult)
+        self.mab = Attention(width, heads, ff_mult)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.mab(self.seed.expand(x.shape[0], -1, -1), x)[:, 0]

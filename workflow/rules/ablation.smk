@@ -22,6 +22,8 @@ rule mist_ablation_variant:
         runtime=60,
     log:
         f"{RESULTS}/logs/ablations/{{variant}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/ablation/{{variant}}.tsv"
     script:
         "../scripts/mist_ablation_variant.py"
 

@@ -5,6 +5,8 @@ rule corpus_shard:
         spec=lambda wc: CORPORA[wc.corpus],
     log:
         f"{RESULTS}/logs/corpora/{{corpus}}/shard-{{shard}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/corpus/{{corpus}}/shard-{{shard}}.tsv"
     resources:
         mem_mb=2000,
         runtime=20,

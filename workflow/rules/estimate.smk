@@ -28,6 +28,8 @@ rule estimate:
         runtime=120,
     log:
         f"{RESULTS}/logs/estimates/{{corpus}}/{{estimator}}/shard-{{shard}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/estimate/{{corpus}}/{{estimator}}/shard-{{shard}}.tsv"
     wildcard_constraints:
         shard=r"\d{3}",
     script:

@@ -12,6 +12,8 @@ rule collect_estimates:
         corpora=CORPORA,
     log:
         f"{RESULTS}/logs/collect_estimates.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/collect_estimates.tsv"
     resources:
         mem_mb=4000,
         runtime=15,
@@ -38,6 +40,8 @@ rule tables:
         out=f"{RESULTS}/tables",
     log:
         f"{RESULTS}/logs/tables.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/tables.tsv"
     resources:
         mem_mb=4000,
         runtime=30,
@@ -62,6 +66,8 @@ rule plots:
         out=f"{RESULTS}/plots",
     log:
         f"{RESULTS}/logs/plots.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/plots.tsv"
     resources:
         mem_mb=4000,
         runtime=30,

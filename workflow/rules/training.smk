@@ -16,12 +16,16 @@ def _train_rule(model_name):
         params:
             train=spec.get("train", {}),
         threads: spec.get("threads", 2)
+        # Start training first: every estimate of a trained model waits for it.
+        priority: 10
         resources:
             gpu=1,
             mem_mb=8000,
             runtime=600,
         log:
             f"{RESULTS}/logs/train_{model_name}.log",
+        benchmark:
+            f"{RESULTS}/benchmarks/train_{model_name}.tsv"
         script:
             f"../scripts/train_{trainer}.py"
 
