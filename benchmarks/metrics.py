@@ -11,6 +11,7 @@ import json
 import numpy as np
 import pandas as pd
 
+SLICED_SUFFIX = " [sliced MI]"
 N_BINS = [(10, 100, "[10,100]"), (100, 300, "(100,300]"), (300, 500, "(300,500]")]
 D_EDGES = [0, 2, 4, 8, 16, 32, np.inf]
 
@@ -31,6 +32,11 @@ def d_bin(d: pd.Series) -> pd.Series:
 
 def annotate(df: pd.DataFrame) -> pd.DataFrame:
     df = df.copy()
+    if "quantity" in df:
+        # Sliced MI is not MI: its rows get an estimator label that says so, and so stand
+        # apart from the same estimator's MI rows (1-D data) in every table and plot.
+        sliced = df["quantity"].eq("sliced_mi") & ~df["estimator"].str.endswith(SLICED_SUFFIX)
+        df.loc[sliced, "estimator"] = df.loc[sliced, "estimator"] + SLICED_SUFFIX
     df["ok"] = (df["status"] == "ok") & np.isfinite(df["mi"])
     df["err"] = df["mi"] - df["true_mi"]
     df["n_bin"] = n_bin(df["n"])

@@ -82,3 +82,14 @@ def test_config_check_names_the_key():
     bad_family = {**SPEC, "blocks": [{**SPEC["blocks"][0], "families": ["multi_normal-dense-bogus"]}]}
     with pytest.raises(ValueError, match=r"corpora.c: unknown family 'multi_normal-dense-bogus'"):
         check(_config(corpora={"c": bad_family}))
+
+
+def test_sliced_mi_rows_are_labelled_apart_in_tables():
+    from benchmarks import metrics
+
+    df = pd.DataFrame({"estimator": ["infonet", "infonet", "ksg"], "quantity": ["mi", "sliced_mi", "mi"],
+                       "status": "ok", "mi": [0.4, 0.1, 0.5], "true_mi": 0.4, "n": 200, "dx": [1, 3, 3],
+                       "dy": [1, 3, 3], "lower": np.nan, "upper": np.nan})
+    labels = metrics.annotate(df)["estimator"].tolist()
+    assert labels == ["infonet", "infonet [sliced MI]", "ksg"]
+    assert metrics.annotate(metrics.annotate(df))["estimator"].tolist() == labels  # idempotent
