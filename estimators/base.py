@@ -75,7 +75,7 @@ class Estimator:
     def estimate(self, x: Any, y: Any) -> Estimate:
         x, y = self.validate(x, y)
         t0 = time.perf_counter()
-        est = self._estimate(x, y)
+        est = _constant_estimate(x, y) or self._estimate(x, y)
         est.seconds = time.perf_counter() - t0
         est.info.setdefault("estimator", self.name)
         return _no_silent_nonfinite(est)
@@ -95,7 +95,11 @@ class Estimator:
         if not clean:
             return []
         t0 = time.perf_counter()
-        out = self._estimate_batch(clean)
+        out = [_constant_estimate(x, y) for x, y in clean]
+        todo = [i for i, e in enumerate(out) if e is None]
+        if todo:
+            for i, est in zip(todo, self._estimate_batch([clean[i] for i in todo])):
+                out[i] = est
         per = (time.perf_counter() - t0) / len(clean)
         for est in out:
             est.seconds = per
@@ -126,6 +130,15 @@ class Estimator:
 
     def _check_dims(self, dx: int, dy: int) -> None:
         """Override to reject dimensions the method truly cannot handle."""
+
+
+def _constant_estimate(x: np.ndarray, y: np.ndarray) -> Estimate | None:
+    """MI is exactly 0 when x or y is constant (every row equal). Answered here, once, rather
+    than handed to methods that standardise by a zero spread or train on a single point."""
+    for a, what in ((x, "x"), (y, "y")):
+        if (a == a[0]).all():
+            return Estimate(mi=0.0, info={"exact": f"{what} is constant: MI = 0"})
+    return None
 
 
 def _no_silent_nonfinite(est: Estimate) -> Estimate:

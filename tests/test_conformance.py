@@ -87,3 +87,16 @@ def test_batch_matches_single(name, data, gaussian_pair):
         if name not in ("ksg", "gaussian") and not _REGISTRY[name].amortised:
             tol = 0.35  # batched training of per-dataset networks: same objective, other arithmetic
         assert [b.mi for b in batch] == pytest.approx(single, abs=tol)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_constant_variable_gives_exactly_zero(name, data):
+    x, y = data
+    const = np.full_like(x, 3.5)
+    est = make(name)
+    single, both = est.estimate(const, y), est.estimate(x, np.zeros_like(y))
+    assert single.mi == 0.0 and single.ok and "constant" in single.info["exact"]
+    assert both.mi == 0.0 and "y is constant" in both.info["exact"]
+    # In a batch, the constant dataset is answered apart and the others still run.
+    batch = est.estimate_batch([(x, y), (const, y)])
+    assert batch[1].mi == 0.0 and np.isfinite(batch[0].mi) and "exact" not in batch[0].info
