@@ -26,6 +26,7 @@ during training and once per dataset at inference.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any
 
 import numpy as np
@@ -76,21 +77,24 @@ class FeatureConfig:
         return cls(**d)
 
 
-def _ranks(a: np.ndarray) -> np.ndarray:
-    """Column ranks 1..n; ties get their average rank (scipy fallback only when ties exist)."""
+@functools.lru_cache(maxsize=1024)
+def _score_table(n: int) -> np.ndarray:
+    """Phi^-1(k / (n + 1)) for k = 1..n: the normal score of every rank."""
+    return ndtri(np.arange(1.0, n + 1.0) / (n + 1.0))
+
+
+def _normal_scores(a: np.ndarray) -> np.ndarray:
+    """Per column Phi^-1(rank / (n + 1)); tied values share their average rank."""
     n = a.shape[0]
     at = np.ascontiguousarray(a.T)  # sorting contiguous rows is much faster than strided columns
     order = np.argsort(at, axis=1)
     srt = np.take_along_axis(at, order, axis=1)
-    if (np.diff(srt, axis=1) == 0).any():
-        return rankdata(a, axis=0, method="average")
-    ranks = np.empty(at.shape, dtype=np.float64)
-    np.put_along_axis(ranks, order, np.broadcast_to(np.arange(1.0, n + 1.0), at.shape), axis=1)
-    return ranks.T
-
-
-def _normal_scores(a: np.ndarray) -> np.ndarray:
-    return ndtri(_ranks(a) / (a.shape[0] + 1.0))
+    if (np.diff(srt, axis=1) == 0).any():  # ties: scipy's average ranks (rare for continuous data)
+        return ndtri(rankdata(a, axis=0, method="average") / (n + 1.0))
+    # No ties: the i-th smallest value gets the i-th score, one scatter per column.
+    scores = np.empty(at.shape, dtype=np.float64)
+    np.put_along_axis(scores, order, np.broadcast_to(_score_table(n), at.shape), axis=1)
+    return scores.T
 
 
 def _standardise(a: np.ndarray) -> np.ndarray:
@@ -100,10 +104,12 @@ def _standardise(a: np.ndarray) -> np.ndarray:
     return a / sd
 
 
-def _inv_sqrt(c: np.ndarray) -> np.ndarray:
-    w, v = np.linalg.eigh(c)
-    w = np.maximum(w, 1e-6)
-    return (v / np.sqrt(w)) @ v.T
+def _inv_sqrt_shrunk(w: np.ndarray, v: np.ndarray, lam: float) -> np.ndarray:
+    """((1 - lam) C + lam I)^(-1/2) from the eigendecomposition C = v diag(w) v^T.
+
+    Shrinking toward I keeps the eigenvectors, so one eigh serves every lam."""
+    s = np.maximum((1 - lam) * w + lam, 1e-6)
+    return (v / np.sqrt(s)) @ v.T
 
 
 def dataset_features(x: np.ndarray, y: np.ndarray, cfg: FeatureConfig,
@@ -123,11 +129,12 @@ def dataset_features(x: np.ndarray, y: np.ndarray, cfg: FeatureConfig,
     # correlation matrix, so every canonical correlation stays below 1.
     sxx, syy, sxy = zx.T @ zx / n, zy.T @ zy / n, zx.T @ zy / n
     k = min(dx, dy)
+    eig_x, eig_y = np.linalg.eigh(sxx), np.linalg.eigh(syy)
 
     def shrunk_cca(c: float, vectors: bool):
         lam = c * (dx + dy) / (c * (dx + dy) + n)
-        wx = _inv_sqrt((1 - lam) * sxx + lam * np.eye(dx))
-        wy = _inv_sqrt((1 - lam) * syy + lam * np.eye(dy))
+        wx = _inv_sqrt_shrunk(*eig_x, lam)
+        wy = _inv_sqrt_shrunk(*eig_y, lam)
         m = wx @ ((1 - lam) * sxy) @ wy
         if not vectors:
             return lam, np.linalg.svd(m, compute_uv=False)
