@@ -74,7 +74,7 @@ def test_minde_j_sigma_orders_and_does_not_overshoot():
         [gaussian(2000, seed=1, rho=r) for r in rhos])
     mi = [e.mi for e in est]
     assert all(e.ok for e in est) and mi == sorted(mi), mi
-    assert all(0 < m < 1.1 * t for m, t in zip(mi, truth)), (mi, truth)
+    assert all(-0.05 < m < 1.1 * t for m, t in zip(mi, truth)), (mi, truth)
 
 
 def test_independent_variables_give_small_mi():
