@@ -93,3 +93,18 @@ def test_sliced_mi_rows_are_labelled_apart_in_tables():
     labels = metrics.annotate(df)["estimator"].tolist()
     assert labels == ["infonet", "infonet [sliced MI]", "ksg"]
     assert metrics.annotate(metrics.annotate(df))["estimator"].tolist() == labels  # idempotent
+
+
+def test_rule_times_sums_jobs_per_rule(tmp_path):
+    from benchmarks.rule_times import rule_times
+
+    tsv = "s\th:m:s\tmax_rss\tcpu_time\n{}\t0:00:01\t1\t{}\n"
+    for rel, s in (("estimate/extended/mist/shard-000.tsv", 2.0), ("estimate/extended/mist/shard-001.tsv", 3.0),
+                   ("corpus/standard/shard-000.tsv", 1.5), ("tables.tsv", 0.5)):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text(tsv.format(s, s / 2))
+    df = rule_times(tmp_path)
+    assert df.loc["estimate/extended/mist", "jobs"] == 2 and df.loc["estimate/extended/mist", "wall_s"] == 5.0
+    assert set(df.index) == {"estimate/extended/mist", "corpus/standard", "tables"}
+    with pytest.raises(FileNotFoundError, match="run the DAG first"):
+        rule_times(tmp_path / "empty")
