@@ -83,6 +83,18 @@ def test_features_fixed_width_for_any_dims():
         assert tok.shape == (30, cfg.token_dim) and ctx.shape == (cfg.context_dim,) and np.isfinite(g)
 
 
+def test_pair_stats_see_one_strong_pair_and_are_swap_symmetric():
+    rng = np.random.default_rng(4)
+    x, y = rng.standard_normal((10, 31)), rng.standard_normal((10, 31))
+    cfg = FeatureConfig(shrink=0.1, pair_stats=True)
+    null = dataset_features(x, y, cfg)[1][-3:]
+    y[:, 7] = x[:, 3] + 0.01 * rng.standard_normal(10)  # one nearly deterministic pair, 10 rows
+    _, ctx, _ = dataset_features(x, y, cfg)
+    assert ctx.shape == (cfg.context_dim,) == (FeatureConfig().context_dim + 3,)
+    assert ctx[-1] > null[-1] + 0.5  # the strongest pair's Gaussian MI (scaled by 1/2) stands out
+    assert np.allclose(ctx[-3:], dataset_features(y, x, cfg)[1][-3:])
+
+
 def test_features_copula_invariant_to_monotone_maps():
     x, y, _ = gaussian_pair(100, 3, 3, 0.7)
     cfg = FeatureConfig()
