@@ -84,8 +84,10 @@ class FeatureConfig:
 
 @functools.lru_cache(maxsize=1024)
 def _score_table(n: int) -> np.ndarray:
-    """Phi^-1(k / (n + 1)) for k = 1..n: the normal score of every rank."""
-    return ndtri(np.arange(1.0, n + 1.0) / (n + 1.0))
+    """Phi^-1(k / (n + 1)) for k = 1..n: the normal score of every rank (cached: read-only)."""
+    table = ndtri(np.arange(1.0, n + 1.0) / (n + 1.0))
+    table.setflags(write=False)
+    return table
 
 
 def _normal_scores(a: np.ndarray) -> np.ndarray:
