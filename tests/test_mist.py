@@ -235,6 +235,28 @@ def test_training_smoke_writes_loadable_checkpoint(tmp_path):
     assert rows[0].startswith("step,") and len(rows) >= 2
 
 
+def test_training_ema_saves_the_average(tmp_path):
+    """With ema_decay the checkpoint holds the weight average, which differs from the raw weights."""
+    import torch
+
+    from estimators.checkpoint import load_checkpoint
+    from estimators.mist.training import build_model, merge_params, train
+
+    params = {"max_steps": 4, "max_minutes": 5, "val_every": 100, "batch_size": 8, "workers": 0, "lr": 1e-2,
+              "data": {"val_size": 8, "n": [10, 40], "d": [2, 4]}, "model": {"width": 16, "heads": 2},
+              "ema_decay": 0.5}
+    train(params, tmp_path / "m.safetensors", tmp_path / "m.csv")
+    saved, _ = build_model(merge_params(params))
+    load_checkpoint(saved, tmp_path / "m.safetensors")
+    raw = torch.load(tmp_path / "m.resume.pt", weights_only=True)
+    assert raw["ema"] is not None
+    raw_w, avg_w = raw["model"]["embed_tok.weight"], saved.state_dict()["embed_tok.weight"]
+    assert not torch.allclose(raw_w, avg_w)
+    assert torch.allclose(raw["ema"]["module.embed_tok.weight"], avg_w)
+    with pytest.raises(ValueError, match="ema_decay"):
+        train(dict(params, ema_decay=1.5), tmp_path / "x.safetensors", tmp_path / "x.csv")
+
+
 def test_conformal_spread_scale():
     from estimators.mist.calibration import conformal_scale, needed_scale
 

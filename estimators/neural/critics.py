@@ -45,12 +45,14 @@ def linear(z: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 def group_norm(h: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor, groups: int,
                eps: float = 1e-5) -> torch.Tensor:
-    """GroupNorm over the feature axis of (G, R, H), per row; gamma/beta (G, 1, H)."""
+    """GroupNorm over the feature axis of (G, R, H), per row; gamma/beta (G, 1, H).
+
+    Rows are folded into torch's batch axis so that its fused kernel does the
+    normalisation (a hand-written mean/var over groups of 8 was 2.5x slower,
+    and a third of MINDE's step); the affine part is per dataset."""
     g, r, width = h.shape
-    hg = h.view(g, r, groups, width // groups)
-    mean = hg.mean(-1, keepdim=True)
-    var = hg.var(-1, unbiased=False, keepdim=True)
-    return ((hg - mean) * torch.rsqrt(var + eps)).view(g, r, width) * gamma + beta
+    normed = torch.nn.functional.group_norm(h.reshape(g * r, width), groups, eps=eps)
+    return torch.addcmul(beta, normed.view(g, r, width), gamma)
 
 
 class PairCritic:
