@@ -95,6 +95,22 @@ def test_pair_stats_see_one_strong_pair_and_are_swap_symmetric():
     assert np.allclose(ctx[-3:], dataset_features(y, x, cfg)[1][-3:])
 
 
+def test_radial_stats_separate_student_from_gaussian_and_swap_exactly():
+    from estimators.mist.features import swap_view
+
+    rng = np.random.default_rng(5)
+    cfg = FeatureConfig(shrink=0.1, pair_stats=True, radial_stats=True)
+    x, y, _ = gaussian_pair(2000, 4, 6, 0.6, seed=3)
+    gauss = dataset_features(x, y, cfg)[1][-3:]
+    scale = np.sqrt(3.0 / rng.chisquare(3.0, size=(2000, 1)))  # Student-t, df = 3: one scale per row
+    tok, ctx, _ = dataset_features(x * scale, y * scale, cfg)
+    assert abs(gauss[0]) < 0.2 and abs(gauss[1]) < 0.2  # chi^2 spread on a log scale: 0
+    assert abs(gauss[2] - 4 * 0.36 / np.sqrt(24)) < 0.1  # sum rho^2 / sqrt(dx dy)
+    assert ctx[-3] > 0.4 and ctx[-2] > 0.4 and ctx[-1] > gauss[2] + 0.2
+    swapped = dataset_features(y * scale, x * scale, cfg)
+    assert np.allclose(swap_view(tok, ctx, cfg)[1], swapped[1], atol=1e-6)
+
+
 def test_features_copula_invariant_to_monotone_maps():
     x, y, _ = gaussian_pair(100, 3, 3, 0.7)
     cfg = FeatureConfig()

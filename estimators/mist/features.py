@@ -22,7 +22,11 @@ Pipeline for one dataset (x: n x dx, y: n x dy):
    with `pair_stats`, also the Gaussian MI of the best-correlated single column
    pairs, which ten rows can show where a CCA over dozens of columns cannot.
    Unlike the CCA, this reads the given coordinates (as the copula transform
-   already does): rotating x changes it.
+   already does): rotating x changes it. With `radial_stats`, also the
+   dispersion of the squared (shrunk-)Mahalanobis norms of x and of y and their
+   correlation, over all n rows: the shared-scale dependence that separates a
+   Student-t copula from a Gaussian one, measured on the whole sample rather
+   than on the <= max_rows token rows.
 
 Everything here is numpy and per dataset: it runs in data-loader workers
 during training and once per dataset at inference.
@@ -49,6 +53,7 @@ class FeatureConfig:
     shrink: float = 1.0             # c in lambda = c D / (c D + n), D = dx + dy (1.0: the first design)
     extra_shrinks: tuple = ()       # further c values whose Gaussian-copula MI goes into the context
     pair_stats: bool = False        # context: Gaussian MI of the strongest single column pairs (see below)
+    radial_stats: bool = False      # context: spread and correlation of the x and y squared norms (all rows)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "extra_shrinks", tuple(float(c) for c in self.extra_shrinks))
@@ -70,7 +75,18 @@ class FeatureConfig:
 
     @property
     def context_dim(self) -> int:
+        return self._radial_at + (3 if self.radial_stats else 0)
+
+    @property
+    def _radial_at(self) -> int:
+        """Context index of the radial statistics (they come last)."""
         return 13 + 2 * self.k_pairs + 2 * len(self.extra_shrinks) + (3 if self.pair_stats else 0)
+
+    @property
+    def ctx_swap_pairs(self) -> tuple[tuple[int, int], ...]:
+        """Context entries that exchange when x and y swap roles."""
+        base = ((2, 3), (4, 5))  # log dx <-> log dy, dx/n <-> dy/n
+        return base + (((self._radial_at, self._radial_at + 1),) if self.radial_stats else ())
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -146,9 +162,10 @@ def dataset_features(x: np.ndarray, y: np.ndarray, cfg: FeatureConfig,
         if not vectors:
             return lam, np.linalg.svd(m, compute_uv=False)
         u_mat, s, vt = np.linalg.svd(m, full_matrices=False)
-        return lam, s, wx @ u_mat, wy @ vt.T
+        return lam, s, wx, wy, u_mat, vt.T
 
-    lam, s, proj_x, proj_y = shrunk_cca(cfg.shrink, True)
+    lam, s, white_x, white_y, u_mat, v_mat = shrunk_cca(cfg.shrink, True)
+    proj_x, proj_y = white_x @ u_mat, white_y @ v_mat
     rho = np.clip(s[:k], 0.0, RHO_MAX)
     pair_mi = -0.5 * np.log1p(-rho ** 2)
     g = float(pair_mi.sum())
@@ -197,12 +214,13 @@ def dataset_features(x: np.ndarray, y: np.ndarray, cfg: FeatureConfig,
     rho_k[:kk] = rho[:kk]
     mi_k[:kk] = pair_mi[:kk]
     pairs = _pair_stats(sxy) if cfg.pair_stats else []
+    radial = _radial_stats(zx @ white_x, zy @ white_y) if cfg.radial_stats else []
     ctx = np.concatenate([
         [np.log(n) / 6.0, 3.0 / np.sqrt(n), np.log(dx) / 3.5, np.log(dy) / 3.5,
          min(dx / n, 5.0), min(dy / n, 5.0), np.log1p(dx * dy / (2.0 * n)), k / 32.0,
          lam, min(dx, dy) / max(dx, dy),
          side * g / 5.0, side * np.log1p(g), side * pair_mi[kk:].sum() / 5.0],
-        side * rho_k, side * mi_k / 2.0, side * np.asarray(extra, dtype=np.float64), pairs,
+        side * rho_k, side * mi_k / 2.0, side * np.asarray(extra, dtype=np.float64), pairs, radial,
     ]).astype(np.float32)
     return tokens, ctx, g if cfg.side_input else 0.0
 
@@ -219,6 +237,21 @@ def _pair_stats(sxy: np.ndarray) -> list[float]:
     mi = 0.25 * (-np.log1p(-best_x).sum() - np.log1p(-best_y).sum())
     top = -0.5 * np.log1p(-best_x.max())
     return [mi / 5.0, np.log1p(mi), top / 2.0]
+
+
+def _radial_stats(wx: np.ndarray, wy: np.ndarray) -> list[float]:
+    """[log spread of |x|^2, log spread of |y|^2, corr(|x|^2, |y|^2)] of whitened rows.
+
+    For Gaussian rows |x|^2 is chi^2 with variance 2 dx (spread 0 on this log
+    scale) and the correlation is sum_i rho_i^2 / sqrt(dx dy) from the
+    canonical correlations; a shared scale (Student-t) raises both."""
+    mx, my = (wx * wx).sum(1), (wy * wy).sum(1)
+    out = []
+    for m, d in ((mx, wx.shape[1]), (my, wy.shape[1])):
+        out.append(float(np.clip(np.log(max(m.var(), 1e-12) / (2.0 * d)), -3.0, 5.0)))
+    sx, sy = mx.std(), my.std()
+    corr = float(((mx - mx.mean()) * (my - my.mean())).mean() / (sx * sy)) if sx > 1e-12 and sy > 1e-12 else 0.0
+    return out + [corr]
 
 
 def batch_features(datasets, cfg: FeatureConfig, rng: np.random.Generator | None = None,
@@ -238,10 +271,6 @@ def batch_features(datasets, cfg: FeatureConfig, rng: np.random.Generator | None
     return np.stack(toks), np.stack(ctxs), np.asarray(gs, dtype=np.float32)
 
 
-# Context entries that exchange when x and y swap roles (log dx <-> log dy, dx/n <-> dy/n).
-_CTX_SWAP = ((2, 3), (4, 5))
-
-
 def swap_view(tokens: np.ndarray, ctx: np.ndarray, cfg: FeatureConfig) -> tuple[np.ndarray, np.ndarray]:
     """Features of (y, x) from those of (x, y), without recomputation.
 
@@ -253,6 +282,6 @@ def swap_view(tokens: np.ndarray, ctx: np.ndarray, cfg: FeatureConfig) -> tuple[
     perm = np.r_[np.arange(K, 2 * K), np.arange(K), 2 * K + 1, 2 * K]
     t = tokens[..., perm]
     c = ctx.copy()
-    for a, b in _CTX_SWAP:
+    for a, b in cfg.ctx_swap_pairs:
         c[..., a], c[..., b] = ctx[..., b], ctx[..., a]
     return t, c
