@@ -12,6 +12,7 @@ import math
 
 import torch
 
+from estimators.device import resolve_device
 from estimators.neural.critics import CriticEstimator, batch_indices
 from estimators.neural.training import Objective, gather_rows, row_mask
 from estimators.registry import register
@@ -72,6 +73,9 @@ class InfoNCE(CriticEstimator):
         return InfoNCEObjective(self.critic())
 
     def _max_group(self) -> int:
-        # The (G, B, B, width) pair activations dominate memory.
+        # The (G, B, B, width) pair activations dominate the step. On a GPU, cap them by memory;
+        # on a CPU, keep them near cache size: the step is memory-bound there, and at the defaults
+        # 64 datasets (n = 500) trained in 10.9 s in groups of 8 against 12.8 s in one group of 64.
         per = self.params["batch"] ** 2 * self.params["hidden"][0]
-        return max(1, min(self.params["group_size"], (1 << 25) // per))
+        budget = 1 << (25 if resolve_device(self.params.get("device")).type == "cuda" else 19)
+        return max(1, min(self.params["group_size"], budget // per))
