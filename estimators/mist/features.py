@@ -239,19 +239,17 @@ def _pair_stats(sxy: np.ndarray) -> list[float]:
     return [mi / 5.0, np.log1p(mi), top / 2.0]
 
 
-def _radial_stats(wx: np.ndarray, wy: np.ndarray) -> list[float]:
+def _radial_stats(white_rows_x: np.ndarray, white_rows_y: np.ndarray) -> list[float]:
     """[log spread of |x|^2, log spread of |y|^2, corr(|x|^2, |y|^2)] of whitened rows.
 
     For Gaussian rows |x|^2 is chi^2 with variance 2 dx (spread 0 on this log
     scale) and the correlation is sum_i rho_i^2 / sqrt(dx dy) from the
     canonical correlations; a shared scale (Student-t) raises both."""
-    mx, my = (wx * wx).sum(1), (wy * wy).sum(1)
-    out = []
-    for m, d in ((mx, wx.shape[1]), (my, wy.shape[1])):
-        out.append(float(np.clip(np.log(max(m.var(), 1e-12) / (2.0 * d)), -3.0, 5.0)))
-    sx, sy = mx.std(), my.std()
-    corr = float(((mx - mx.mean()) * (my - my.mean())).mean() / (sx * sy)) if sx > 1e-12 and sy > 1e-12 else 0.0
-    return out + [corr]
+    mx, my = (white_rows_x ** 2).sum(1), (white_rows_y ** 2).sum(1)
+    spreads = [float(np.clip(np.log(max(m.var(), 1e-12) / (2.0 * a.shape[1])), -3.0, 5.0))
+               for m, a in ((mx, white_rows_x), (my, white_rows_y))]
+    degenerate = mx.std() < 1e-12 or my.std() < 1e-12  # e.g. n = 2: no correlation to speak of
+    return spreads + [0.0 if degenerate else float(np.corrcoef(mx, my)[0, 1])]
 
 
 def batch_features(datasets, cfg: FeatureConfig, rng: np.random.Generator | None = None,

@@ -277,14 +277,17 @@ def _lr_factor(progress: float, step: int, p: dict[str, Any]) -> float:
     return warm * (p["final_lr_frac"] + (1 - p["final_lr_frac"]) * cos)
 
 
-def _make_ema(model: MISTNet, decay: float):
+def _make_ema(model: MISTNet, decay: float, state: dict | None = None):
+    """The weight average that is validated and saved (None when off); it starts from the
+    model's current weights, or from `state` when resuming."""
     if not decay:
         return None
-    if not 0.0 < decay < 1.0:
-        raise ValueError(f"ema_decay must be in (0, 1) or 0 (off), got {decay}")
     from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay))
+    ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay))
+    if state is not None:
+        ema.load_state_dict(state)
+    return ema
 
 
 def build_model(p: dict[str, Any]) -> tuple[MISTNet, FeatureConfig]:
@@ -305,7 +308,9 @@ def train(params: dict[str, Any] | None, out_weights, log_csv, device: str | Non
     data_spec = metadataset.full_spec(p["data"])
     metadataset.train_families(data_spec)  # fail early on a forbidden family
     opt = torch.optim.AdamW(_param_groups(model, p["weight_decay"]), lr=p["lr"], eps=p["eps"])
-    ema = _make_ema(model, float(p["ema_decay"]))
+    ema_decay, ema_state = float(p["ema_decay"]), None
+    if ema_decay and not 0.0 < ema_decay < 1.0:  # checked before anything on disk is touched
+        raise ValueError(f"ema_decay must be in (0, 1) or 0 (off), got {ema_decay}")
     log_csv = Path(log_csv)
     resume_path = log_csv.with_suffix(".resume.pt")
     step, seen, elapsed0, best = 0, 0, 0.0, float("inf")
@@ -315,8 +320,7 @@ def train(params: dict[str, Any] | None, out_weights, log_csv, device: str | Non
         if state.get("params_repr") == repr(p):
             model.load_state_dict(state["model"])
             opt.load_state_dict(state["opt"])
-            if ema is not None:
-                ema.load_state_dict(state["ema"])
+            ema_state = state["ema"]
             step, seen, elapsed0 = int(state["step"]), int(state["seen"]), float(state["elapsed"])
             best = float(state["best"])
             print(f"resuming from step {step} ({resume_path})", file=sys.stderr)
@@ -329,8 +333,7 @@ def train(params: dict[str, Any] | None, out_weights, log_csv, device: str | Non
         from estimators.checkpoint import load_checkpoint
 
         load_checkpoint(model, p["init_weights"], device=str(dev))
-        if ema is not None:
-            ema = _make_ema(model, float(p["ema_decay"]))  # average from the loaded weights, not the random init
+    ema = _make_ema(model, ema_decay, ema_state)  # after loading: it averages from these weights
 
     val = Validation(data_spec, fcfg)
     stream = FeatureStream(data_spec, fcfg, int(p["batch_size"]), int(p["seed"]) * 100_003 + step,
