@@ -128,6 +128,11 @@ class Family:
     structure: str | None
     transform: str
 
+    @property
+    def min_dim(self) -> int:
+        """Smallest dx and dy the family is defined for (two interacting pairs need two columns)."""
+        return 2 if self.structure == "2pair" else 1
+
     def draw(self, dx: int, dy: int, rng: np.random.Generator) -> Distribution:
         """Draw parameters for dims (dx, dy) and return the distribution."""
         if dx < 1 or dy < 1:

@@ -8,7 +8,8 @@ A spec (from config) looks like
 
     {"seed": 0,
      "n": [10, 500],          # rows, drawn uniformly per dataset (per batch when streaming)
-     "d": [2, 32],            # dx = dy = d drawn uniformly (the paper's protocol) ...
+     "d": [2, 32],            # dx = dy = d drawn uniformly (the paper's protocol; from the family's
+                              # minimum if that is higher, e.g. 2 for the 2pair families) ...
      "p_unequal": 0.2,        # ... except this fraction, where dx and dy are drawn independently
      "per_shard": 1000,       # datasets per shard (sharded generation)
      "val_size": 600, "val_seed": 12345,
@@ -68,6 +69,10 @@ def val_families(spec: dict[str, Any]) -> tuple[str, ...]:
 
 def draw_dims(spec: dict[str, Any], family: str, rng: np.random.Generator) -> tuple[int, int]:
     lo, hi = (int(v) for v in spec["d"])
+    # A range reaching below a family's minimum (d = 1 for the 2pair families) starts at that minimum.
+    lo = max(lo, int(getattr(get_family(family), "min_dim", 1)))
+    if lo > hi:
+        raise ValueError(f"family {family} needs d >= {lo}; the spec's d range is {spec['d']}")
     d = int(rng.integers(lo, hi + 1))
     if rng.random() < float(spec.get("p_unequal", 0.0)) and not family.startswith("multi_additive_noise"):
         return d, int(rng.integers(lo, hi + 1))

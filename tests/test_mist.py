@@ -111,6 +111,24 @@ def test_radial_stats_separate_student_from_gaussian_and_swap_exactly():
     assert np.allclose(swap_view(tok, ctx, cfg)[1], swapped[1], atol=1e-6)
 
 
+def test_block_stats_read_dense_dependence_from_few_rows_and_swap_exactly():
+    from benchmarks.families import get_family
+    from estimators.mist.features import swap_view
+
+    cfg = FeatureConfig(shrink=0.1, pair_stats=True, radial_stats=True, block_stats=True)
+    assert cfg.context_dim == FeatureConfig(shrink=0.1, pair_stats=True, radial_stats=True).context_dim + 9
+    rng = np.random.default_rng(0)
+    x0, y0 = rng.standard_normal((12, 20)), rng.standard_normal((12, 14))
+    null = dataset_features(x0, y0, cfg)[1][-9:]
+    assert abs(null[0] - 1 / 12) < 0.04 and abs(null[6] - 1 / 12) < 0.04  # r^2 of independent columns ~ 1/n
+    # Twelve rows of a dense Gaussian (every correlation 0.5): the mean r^2 within and across stands out.
+    x, y = get_family("multi_normal-dense-base").draw(20, 14, rng).sample(12, rng)
+    tok, ctx, _ = dataset_features(x, y, cfg)
+    assert (ctx[-9:][[0, 3, 6]] > null[[0, 3, 6]] + 0.05).all()
+    assert ((ctx[-9:][[2, 5, 8]] > 0) & (ctx[-9:][[2, 5, 8]] <= 1)).all()  # top eigenvalue shares
+    assert np.allclose(swap_view(tok, ctx, cfg)[1], dataset_features(y, x, cfg)[1], atol=1e-6)
+
+
 def test_features_copula_invariant_to_monotone_maps():
     x, y, _ = gaussian_pair(100, 3, 3, 0.7)
     cfg = FeatureConfig()
@@ -235,6 +253,16 @@ def test_metadataset_family_split():
         metadataset.generate_shard(dict(SMALL, families=[OOMD_FAMILIES[0]]), 0)
     with pytest.raises(ValueError, match="IMD"):
         metadataset.validation_set(dict(SMALL, val_families=[OOMD_FAMILIES[0]]))
+
+
+def test_metadataset_reaches_d_1_and_respects_family_minimum():
+    items = metadataset.generate_shard(dict(SMALL, per_shard=300, d=[1, 2], p_unequal=0.5), 0)
+    ones = {d["family"] for d in items if d["dx"] == 1 or d["dy"] == 1}
+    assert len(ones) > 8  # d = 1 reaches the families defined there
+    assert not {f for f in ones if "2pair" in f}  # two interacting pairs need two columns: those start at 2
+    assert min(min(d["dx"], d["dy"]) for d in items if "2pair" in d["family"]) == 2
+    with pytest.raises(ValueError, match="needs d >= 2"):
+        metadataset.generate_shard(dict(SMALL, d=[1, 1], families=["multi_normal-2pair-base"]), 0)
 
 
 def test_training_smoke_writes_loadable_checkpoint(tmp_path):

@@ -25,6 +25,7 @@ VARIANTS = {
     "pair_stats": {"features": {"pair_stats": True}},
     # Against `pair_stats`, not the base: the shipped weights use both.
     "pair_radial_stats": {"features": {"pair_stats": True, "radial_stats": True}},
+    "pair_radial_block_stats": {"features": {"pair_stats": True, "radial_stats": True, "block_stats": True}},
     "shrink_1": {"features": {"shrink": 1.0, "extra_shrinks": []}},
     "all_rows": {"features": {"max_rows": None}},
     "k_pairs_4": {"features": {"k_pairs": 4}},

@@ -26,7 +26,10 @@ Pipeline for one dataset (x: n x dx, y: n x dy):
    dispersion of the squared (shrunk-)Mahalanobis norms of x and of y and their
    correlation, over all n rows: the shared-scale dependence that separates a
    Student-t copula from a Gaussian one, measured on the whole sample rather
-   than on the <= max_rows token rows.
+   than on the <= max_rows token rows. With `block_stats`, also the mean squared
+   correlation and top eigenvalue within x, within y and across (see
+   `_block_stats`): what a handful of rows can still say about dense and
+   latent-variable dependence.
 
 Everything here is numpy and per dataset: it runs in data-loader workers
 during training and once per dataset at inference.
@@ -54,6 +57,7 @@ class FeatureConfig:
     extra_shrinks: tuple = ()       # further c values whose Gaussian-copula MI goes into the context
     pair_stats: bool = False        # context: Gaussian MI of the strongest single column pairs (see below)
     radial_stats: bool = False      # context: spread and correlation of the x and y squared norms (all rows)
+    block_stats: bool = False       # context: strength of the correlations within x, within y and across
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "extra_shrinks", tuple(float(c) for c in self.extra_shrinks))
@@ -75,7 +79,7 @@ class FeatureConfig:
 
     @property
     def context_dim(self) -> int:
-        return self._radial_at + (3 if self.radial_stats else 0)
+        return self._block_at + (9 if self.block_stats else 0)
 
     @property
     def _radial_at(self) -> int:
@@ -83,10 +87,19 @@ class FeatureConfig:
         return 13 + 2 * self.k_pairs + 2 * len(self.extra_shrinks) + (3 if self.pair_stats else 0)
 
     @property
+    def _block_at(self) -> int:
+        """Context index of the block statistics (after the radial ones)."""
+        return self._radial_at + (3 if self.radial_stats else 0)
+
+    @property
     def ctx_swap_pairs(self) -> tuple[tuple[int, int], ...]:
         """Context entries that exchange when x and y swap roles."""
-        base = ((2, 3), (4, 5))  # log dx <-> log dy, dx/n <-> dy/n
-        return base + (((self._radial_at, self._radial_at + 1),) if self.radial_stats else ())
+        pairs = ((2, 3), (4, 5))  # log dx <-> log dy, dx/n <-> dy/n
+        if self.radial_stats:
+            pairs += ((self._radial_at, self._radial_at + 1),)
+        if self.block_stats:  # the x-block triple <-> the y-block triple
+            pairs += tuple((self._block_at + i, self._block_at + 3 + i) for i in range(3))
+        return pairs
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -215,12 +228,13 @@ def dataset_features(x: np.ndarray, y: np.ndarray, cfg: FeatureConfig,
     mi_k[:kk] = pair_mi[:kk]
     pairs = _pair_stats(sxy) if cfg.pair_stats else []
     radial = _radial_stats(zx @ white_x, zy @ white_y) if cfg.radial_stats else []
+    block = _block_stats(eig_x[0], eig_y[0], sxy, n) if cfg.block_stats else []
     ctx = np.concatenate([
         [np.log(n) / 6.0, 3.0 / np.sqrt(n), np.log(dx) / 3.5, np.log(dy) / 3.5,
          min(dx / n, 5.0), min(dy / n, 5.0), np.log1p(dx * dy / (2.0 * n)), k / 32.0,
          lam, min(dx, dy) / max(dx, dy),
          side * g / 5.0, side * np.log1p(g), side * pair_mi[kk:].sum() / 5.0],
-        side * rho_k, side * mi_k / 2.0, side * np.asarray(extra, dtype=np.float64), pairs, radial,
+        side * rho_k, side * mi_k / 2.0, side * np.asarray(extra, dtype=np.float64), pairs, radial, block,
     ]).astype(np.float32)
     return tokens, ctx, g if cfg.side_input else 0.0
 
@@ -250,6 +264,27 @@ def _radial_stats(white_rows_x: np.ndarray, white_rows_y: np.ndarray) -> list[fl
                for m, a in ((mx, white_rows_x), (my, white_rows_y))]
     degenerate = mx.std() < 1e-12 or my.std() < 1e-12  # e.g. n = 2: no correlation to speak of
     return spreads + [0.0 if degenerate else float(np.corrcoef(mx, my)[0, 1])]
+
+
+def _block_stats(eig_xx: np.ndarray, eig_yy: np.ndarray, sxy: np.ndarray, n: int) -> list[float]:
+    """How strongly columns correlate within x, within y and across, from the raw (unwhitened) blocks.
+
+    Per block: the mean squared correlation r^2 (about 1/n under independence),
+    log1p(n r^2) / 3, and the largest eigenvalue (singular value across) as a
+    share of the block. With few rows these average hundreds of column pairs,
+    so they are far steadier than a CCA: in dense and latent-variable families
+    the within-block correlations come from the same parameters as the MI.
+    Like `pair_stats`, they read the given columns (after the copula transform)."""
+    def triple(mean_r2: float, top: float) -> list[float]:
+        return [mean_r2, np.log1p(n * mean_r2) / 3.0, top]
+
+    def within(w: np.ndarray) -> list[float]:
+        d = len(w)  # ||C||_F^2 = sum of eigenvalues^2 = d + sum of squared off-diagonal correlations
+        mean_r2 = max(float(w @ w) - d, 0.0) / (d * (d - 1)) if d > 1 else 0.0
+        return triple(mean_r2, float(w.max()) / d)
+
+    s = np.linalg.svd(sxy, compute_uv=False)
+    return within(eig_xx) + within(eig_yy) + triple(float(s @ s) / sxy.size, float(s[0]) / np.sqrt(sxy.size))
 
 
 def batch_features(datasets, cfg: FeatureConfig, rng: np.random.Generator | None = None,
