@@ -4,6 +4,7 @@
     python -m benchmarks.mist_bench speed [--n 500 --d 16 --datasets 64]
     python -m benchmarks.mist_bench train-speed [--steps 20]
     python -m benchmarks.mist_bench gaussians [--mist-weights W --mist-qr-weights W]
+    python -m benchmarks.mist_bench validate W.safetensors [W ...] [--val-size 1500 --val-seed 999]
 
 `grid` builds the paper's M_test grid (n = linspace(10, 500, 20), 9 datasets per
 (n, family), one random d per family, IMD + OoMD) for each seed, runs the
@@ -13,6 +14,8 @@ inference per dataset against BMI's KSG and our KSG on the same data.
 `gaussians` checks the simplest case, x and y Gaussian with k correlated
 coordinate pairs (including d = 1 and weak dependence): mean bias and RMSE of
 MIST and MIST_QR over seeds, and how often MIST_QR's 90% interval covers.
+`validate` scores checkpoints on a fresh draw of the IMD validation families
+(a val_seed that training did not use): the split for choosing between runs.
 """
 from __future__ import annotations
 
@@ -221,6 +224,28 @@ def gaussian_check(weights: dict[str, str | None], seeds: int = 8,
     return pd.DataFrame(rows)
 
 
+def validate(paths, val_size: int, val_seed: int) -> pd.DataFrame:
+    """MSE (median for MIST_QR) by n-bin of each checkpoint on one fresh IMD validation draw, d in [2, 32]."""
+    import json
+    from pathlib import Path
+
+    import estimators
+    from benchmarks import metadataset
+
+    items = metadataset.validation_set({"val_size": val_size, "val_seed": val_seed, "d": [2, 32]})
+    data = [(d["x"], d["y"]) for d in items]
+    truth = np.array([d["mi"] for d in items])
+    bins = np.array([_nbin(d["n"]) for d in items])
+    rows = []
+    for path in paths:
+        kind = json.loads(Path(path).with_suffix(".json").read_text())["kind"]
+        pred = np.array([e.mi for e in estimators.get(kind, weights=str(path)).estimate_batch(data)])
+        sq = (pred - truth) ** 2
+        rows.append({"weights": str(path), "kind": kind, "mse": sq.mean(),
+                     **{label: sq[bins == label].mean() for _, _, label in BINS}})
+    return pd.DataFrame(rows)
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -242,6 +267,10 @@ def main(argv=None) -> None:
     gs.add_argument("--mist-weights")
     gs.add_argument("--mist-qr-weights")
     gs.add_argument("--seeds", type=int, default=8)
+    v = sub.add_parser("validate")
+    v.add_argument("weights", nargs="+")
+    v.add_argument("--val-size", type=int, default=1500)
+    v.add_argument("--val-seed", type=int, default=999)
     args = ap.parse_args(argv)
     import torch
 
@@ -256,6 +285,8 @@ def main(argv=None) -> None:
     elif args.cmd == "gaussians":
         df = gaussian_check({"mist": args.mist_weights, "mist_qr": args.mist_qr_weights}, args.seeds)
         print(df.to_string(index=False))
+    elif args.cmd == "validate":
+        print(validate(args.weights, args.val_size, args.val_seed).round(4).to_string(index=False))
     elif args.cmd == "speed":
         print(speed(args.n, args.d, args.datasets, args.repeats))
     else:

@@ -240,6 +240,15 @@ def test_shipped_mist_qr_interval_holds_bivariate_gaussians():
         assert sum(e.lower <= mi <= e.upper for e in out) >= 5, (rho, [(e.lower, e.upper) for e in out], mi)
 
 
+def test_fresh_validation_scores_checkpoints_by_their_card_kind():
+    from benchmarks.mist_bench import validate
+
+    df = validate([WEIGHTS_DIR / "mist.safetensors", WEIGHTS_DIR / "mist_qr.safetensors"], val_size=30, val_seed=7)
+    assert list(df["kind"]) == ["mist", "mist_qr"]
+    assert np.isfinite(df["mse"]).all() and (df["mse"] > 0).all()
+    assert df["mse"].iloc[0] != df["mse"].iloc[1]  # two different models, scored on the same draw
+
+
 # -- meta-dataset -----------------------------------------------------------------
 
 SMALL = {"seed": 5, "per_shard": 12, "n": [10, 60], "d": [2, 6], "val_size": 10}
