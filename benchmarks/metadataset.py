@@ -67,14 +67,15 @@ def val_families(spec: dict[str, Any]) -> tuple[str, ...]:
     return names
 
 
-def draw_dims(spec: dict[str, Any], family: str, rng: np.random.Generator) -> tuple[int, int]:
+def draw_dims(spec: dict[str, Any], family, rng: np.random.Generator) -> tuple[int, int]:
+    """(dx, dy) for `family` (a registered family object)."""
     lo, hi = (int(v) for v in spec["d"])
     # A range reaching below a family's minimum (d = 1 for the 2pair families) starts at that minimum.
-    lo = max(lo, int(getattr(get_family(family), "min_dim", 1)))
+    lo = max(lo, int(getattr(family, "min_dim", 1)))
     if lo > hi:
-        raise ValueError(f"family {family} needs d >= {lo}; the spec's d range is {spec['d']}")
+        raise ValueError(f"family {family.name} needs d >= {lo}; the spec's d range is {spec['d']}")
     d = int(rng.integers(lo, hi + 1))
-    if rng.random() < float(spec.get("p_unequal", 0.0)) and not family.startswith("multi_additive_noise"):
+    if rng.random() < float(spec.get("p_unequal", 0.0)) and not family.name.startswith("multi_additive_noise"):
         return d, int(rng.integers(lo, hi + 1))
     return d, d
 
@@ -83,8 +84,9 @@ def draw_dataset(spec: dict[str, Any], families: tuple[str, ...], n: int,
                  rng: np.random.Generator) -> dict[str, Any]:
     """One dataset: a family drawn uniformly, dims, parameters, n rows."""
     family = families[int(rng.integers(len(families)))]
-    dx, dy = draw_dims(spec, family, rng)
-    dist = get_family(family).draw(dx, dy, rng)
+    fam = get_family(family)
+    dx, dy = draw_dims(spec, fam, rng)
+    dist = fam.draw(dx, dy, rng)
     x, y = dist.sample(n, rng)
     return {"family": family, "n": n, "dx": dx, "dy": dy, "mi": float(dist.mi), "x": x, "y": y}
 

@@ -224,25 +224,26 @@ def gaussian_check(weights: dict[str, str | None], seeds: int = 8,
     return pd.DataFrame(rows)
 
 
+def mse_by_bin(sq_err, ns) -> dict[str, float]:
+    """Overall and per-n-bin mean of squared errors (`sq_err`, `ns`: one entry per dataset)."""
+    sq_err, bins = np.asarray(sq_err), np.array([_nbin(int(n)) for n in ns])
+    return {"mse": float(sq_err.mean()), **{label: float(sq_err[bins == label].mean()) for _, _, label in BINS}}
+
+
 def validate(paths, val_size: int, val_seed: int) -> pd.DataFrame:
     """MSE (median for MIST_QR) by n-bin of each checkpoint on one fresh IMD validation draw, d in [2, 32]."""
-    import json
-    from pathlib import Path
-
     import estimators
     from benchmarks import metadataset
+    from estimators.checkpoint import read_card
 
     items = metadataset.validation_set({"val_size": val_size, "val_seed": val_seed, "d": [2, 32]})
     data = [(d["x"], d["y"]) for d in items]
     truth = np.array([d["mi"] for d in items])
-    bins = np.array([_nbin(d["n"]) for d in items])
     rows = []
     for path in paths:
-        kind = json.loads(Path(path).with_suffix(".json").read_text())["kind"]
+        kind = read_card(path)["kind"]
         pred = np.array([e.mi for e in estimators.get(kind, weights=str(path)).estimate_batch(data)])
-        sq = (pred - truth) ** 2
-        rows.append({"weights": str(path), "kind": kind, "mse": sq.mean(),
-                     **{label: sq[bins == label].mean() for _, _, label in BINS}})
+        rows.append({"weights": str(path), "kind": kind, **mse_by_bin((pred - truth) ** 2, [d["n"] for d in items])})
     return pd.DataFrame(rows)
 
 

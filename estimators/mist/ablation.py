@@ -84,18 +84,16 @@ def swap_eval(weights: str, kind: str = "mist", val_size: int = 600) -> dict:
 
     import estimators
     from benchmarks import metadataset
+    from benchmarks.mist_bench import mse_by_bin
 
     items = metadataset.validation_set({"val_size": val_size})
     mi = np.array([d["mi"] for d in items])
-    n = np.array([d["n"] for d in items])
     out = {}
     for swap in (False, True):
         est = estimators.get(kind, weights=weights, swap_average=swap)
         pred = np.array([e.mi for e in est.estimate_batch([(d["x"], d["y"]) for d in items])])
-        sq = (pred - mi) ** 2
-        out[f"swap_average={swap}"] = {"val_mse": float(sq.mean()), **{
-            label: float(sq[((n >= lo) if lo == 10 else (n > lo)) & (n <= hi)].mean())
-            for lo, hi, label in ((10, 100, "[10,100]"), (100, 300, "(100,300]"), (300, 500, "(300,500]"))}}
+        m = mse_by_bin((pred - mi) ** 2, [d["n"] for d in items])
+        out[f"swap_average={swap}"] = {"val_mse": m.pop("mse"), **m}
     return out
 
 
