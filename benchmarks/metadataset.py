@@ -33,12 +33,14 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from benchmarks.corpora import sizes
 from benchmarks.families import IMD_FAMILIES, OOMD_FAMILIES, TRAIN_FAMILIES, get_family, split_families
 from estimators.atomic import atomic_path
 
 DEFAULT_SPEC: dict[str, Any] = {
     "seed": 0, "n": [10, 500], "d": [2, 32], "p_unequal": 0.2, "per_shard": 1000,
-    "val_size": 600, "val_seed": 12345, "val_n_step": 10, "n_small_frac": 0.0, "n_small": [10, 100],
+    "val_size": 600, "val_seed": 12345, "val_n_step": 10, "val_n_points": 0,
+    "n_small_frac": 0.0, "n_small": [10, 100],
 }
 _TAG_TRAIN, _TAG_VAL, _TAG_STREAM = 1, 2, 3
 
@@ -150,13 +152,18 @@ def read_shard(path) -> Iterator[dict[str, Any]]:
 
 
 def validation_set(spec: dict[str, Any]) -> list[dict[str, Any]]:
-    """Fixed validation datasets from IMD families only; n on a grid of `val_n_step` (for batching)."""
+    """Fixed validation datasets from IMD families only; n on a grid (for batching): every `val_n_step`
+    from the low end, or, with `val_n_points` = k > 0, k evenly spaced values as the test corpora's
+    `linspace` n grids (whose lowest n carries the largest errors)."""
     spec = full_spec(spec)
     fams = val_families(spec)
     rng = np.random.default_rng(np.random.SeedSequence([int(spec["val_seed"]), _TAG_VAL]))
     lo, hi = (int(v) for v in spec["n"])
-    step = int(spec.get("val_n_step", 10))
-    grid = np.arange(lo, hi + 1, step)
+    points = int(spec.get("val_n_points", 0))
+    if points > 0:
+        grid = np.unique(sizes({"linspace": [lo, hi, points]}))
+    else:
+        grid = np.arange(lo, hi + 1, int(spec.get("val_n_step", 10)))
     vspec = dict(spec, p_unequal=0.0)  # validate on the paper's protocol, dx = dy
     return [draw_dataset(vspec, fams, int(grid[rng.integers(len(grid))]), rng) for _ in range(int(spec["val_size"]))]
 

@@ -280,6 +280,16 @@ def test_metadataset_family_split():
         metadataset.validation_set(dict(SMALL, val_families=[OOMD_FAMILIES[0]]))
 
 
+def test_validation_n_grid_can_follow_the_test_corpora():
+    from benchmarks.corpora import sizes
+
+    spec = dict(SMALL, n=[10, 500], val_size=400, val_seed=3)
+    steps = {d["n"] for d in metadataset.validation_set(spec)}
+    assert steps <= set(range(10, 501, 10)) and len(steps) > 30
+    points = {d["n"] for d in metadataset.validation_set(dict(spec, val_n_points=20))}
+    assert points == set(sizes({"linspace": [10, 500, 20]}))  # 10, 35, 61, 87, ...
+
+
 def test_metadataset_reaches_d_1_and_respects_family_minimum():
     items = metadataset.generate_shard(dict(SMALL, per_shard=300, d=[1, 2], p_unequal=0.5), 0)
     ones = {d["family"] for d in items if d["dx"] == 1 or d["dy"] == 1}
