@@ -34,7 +34,9 @@ def has_batched_path(est: estimators.Estimator) -> bool:
 
 def _row(rec: dict[str, Any], est: "estimators.Estimate | None", error: str | None) -> dict[str, Any]:
     row = {k: rec.get(k) for k in ("id", "split", "family", "n", "dx", "dy", "rep", "true_mi")}
-    row["quantity"] = rec.get("quantity", "mi")
+    # What the estimator says it measured (InfoNet: sliced MI on multi-dimensional data), failed or not,
+    # so that a failure is counted against the estimator variant that failed.
+    row["quantity"] = (est.info if est is not None else {}).get("quantity", rec.get("quantity", "mi"))
     if est is not None and est.ok and not math.isfinite(est.mi):
         error, est = f"non-finite estimate {est.mi}", est
     if est is None or not est.ok or error:
@@ -44,7 +46,6 @@ def _row(rec: dict[str, Any], est: "estimators.Estimate | None", error: str | No
                    info=json.dumps(est.info if est is not None else {}, default=str))
         return row
     info = dict(est.info)
-    row["quantity"] = info.get("quantity", row["quantity"])
     row.update(mi=est.mi, lower=np.nan if est.lower is None else est.lower,
                upper=np.nan if est.upper is None else est.upper,
                quantiles=json.dumps({str(k): v for k, v in (est.quantiles or {}).items()}),

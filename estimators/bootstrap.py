@@ -1,9 +1,14 @@
-"""Percentile bootstrap intervals for any point estimator f(x, y) -> float.
+"""Bootstrap intervals for any point estimator f(x, y) -> float, centred on the full-sample estimate.
 
 Rows are resampled with replacement. Nearest-neighbour statistics are undefined
 on exact ties (a duplicated row is its own neighbour at distance 0), so each
-resample keeps its distinct rows only: on average 63% of n. This is recorded in
-the estimate's info, and it makes the interval somewhat conservative.
+resample keeps its distinct rows only: on average 63% of n. A biased estimator
+such as KSG is biased differently at 0.63 n than at n, so plain percentiles of
+the resamples would sit beside the estimate (KSG at rho = 0.95, d = 5, n = 1,000:
+estimate 3.34, percentile interval [3.04, 3.13]). The resamples are therefore
+used for the spread only: the interval and quantiles are the estimate plus the
+resamples' quantiles minus their median. It describes sampling variability
+around the estimate, not the estimator's bias.
 """
 from __future__ import annotations
 
@@ -34,11 +39,13 @@ def bootstrap_values(f: Callable[[np.ndarray, np.ndarray], float], x: np.ndarray
     return np.asarray(values)
 
 
-def percentile_interval(values: np.ndarray, level: float) -> tuple[float, float]:
+def centred_interval(estimate: float, values: np.ndarray, level: float) -> tuple[float, float]:
+    """The central `level` interval of the resamples, shifted so their median sits on `estimate`."""
     alpha = (1.0 - level) / 2.0
-    lo, hi = np.quantile(values, [alpha, 1.0 - alpha])
-    return float(lo), float(hi)
+    lo, mid, hi = np.quantile(values, [alpha, 0.5, 1.0 - alpha])
+    return float(estimate + lo - mid), float(estimate + hi - mid)
 
 
-def percentile_quantiles(values: np.ndarray, levels=CALIBRATION_LEVELS) -> dict[float, float]:
-    return {float(t): float(q) for t, q in zip(levels, np.quantile(values, levels))}
+def centred_quantiles(estimate: float, values: np.ndarray, levels=CALIBRATION_LEVELS) -> dict[float, float]:
+    shift = estimate - float(np.median(values))
+    return {float(t): float(q) + shift for t, q in zip(levels, np.quantile(values, levels))}

@@ -23,7 +23,7 @@ from scipy.special import digamma
 from sklearn.neighbors import KDTree
 
 from estimators.base import Estimate, Estimator
-from estimators.bootstrap import bootstrap_values, percentile_interval, percentile_quantiles
+from estimators.bootstrap import bootstrap_values, centred_interval, centred_quantiles
 from estimators.registry import register
 
 # Rows per block: large enough to amortise the per-op overhead, small enough to
@@ -100,7 +100,8 @@ class KSG(Estimator):
 
     k: neighbours (default 5); metric: "euclidean" (BMI's) or "chebyshev";
     standardize, clip: as BMI (both on); n_bootstrap: 0 for none, else the
-    number of resamples for a percentile interval at `level` (default 0.9);
+    number of resamples for an interval at `level` (default 0.9), centred on
+    the estimate (`estimators.bootstrap`: the spread of the estimate, not its bias);
     seed: for the bootstrap.
     """
 
@@ -135,7 +136,11 @@ class KSG(Estimator):
             return Estimate(mi=mi, info=info)
         values = bootstrap_values(self.point, x, y, n=self.params["n_bootstrap"], seed=self.params["seed"],
                                   min_rows=self.k + 1)
-        lo, hi = percentile_interval(values, self.params["level"])
-        info.update(interval_level=self.params["level"], interval="bootstrap-percentile",
-                    bootstrap_resamples=len(values))
-        return Estimate(mi=mi, lower=lo, upper=hi, quantiles=percentile_quantiles(values), info=info)
+        lo, hi = centred_interval(mi, values, self.params["level"])
+        quantiles = centred_quantiles(mi, values)
+        if self.params["clip"]:  # as the point estimate: MI is never negative
+            lo, hi = max(0.0, lo), max(0.0, hi)
+            quantiles = {t: max(0.0, q) for t, q in quantiles.items()}
+        info.update(interval_level=self.params["level"], interval="bootstrap, centred on the estimate",
+                    bootstrap_resamples=len(values), bootstrap_distinct_rows=True)
+        return Estimate(mi=mi, lower=lo, upper=hi, quantiles=quantiles, info=info)

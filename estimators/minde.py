@@ -275,14 +275,16 @@ class _Minde(NeuralEstimator):
                  ema: float = 0.995, mc_passes: int = 10, beta_min: float = 0.1, beta_max: float = 20.0,
                  t_min: float = 1e-3, train_fraction: float = 0.5, standardize: bool = True, seed: int = 0,
                  group_size: int = 64, batched: bool = True, device: str | None = None) -> None:
-        if width != "auto" and (int(width) < _NORM_GROUPS or int(width) % _NORM_GROUPS):
-            raise ValueError(f"width must be 'auto' or a positive multiple of {_NORM_GROUPS}, got {width!r}")
+        # GroupNorm over _NORM_GROUPS groups: one channel per group would normalise every value to 0.
+        if width != "auto" and (int(width) < 2 * _NORM_GROUPS or int(width) % _NORM_GROUPS):
+            raise ValueError(f"width must be 'auto' or a multiple of {_NORM_GROUPS} of at least "
+                             f"{2 * _NORM_GROUPS}, got {width!r}")
         if sigma is not None and not float(sigma) > 0:
             raise ValueError(f"sigma must be None or > 0, got {sigma}")
         if not 0 <= float(ema) < 1:
             raise ValueError(f"ema must be in [0, 1), got {ema}")
-        if int(mc_passes) < 1 or int(blocks) < 0:
-            raise ValueError("mc_passes must be >= 1 and blocks >= 0")
+        if int(mc_passes) < 1 or int(blocks) < 1:  # time enters the network inside the blocks
+            raise ValueError(f"mc_passes and blocks must be >= 1, got {mc_passes} and {blocks}")
         if not 0 < float(t_min) < 1 or not 0 < float(beta_min) < float(beta_max):
             raise ValueError("need 0 < t_min < 1 and 0 < beta_min < beta_max")
         super().__init__(**common_params(

@@ -240,6 +240,16 @@ def test_shipped_mist_qr_interval_holds_bivariate_gaussians():
         assert sum(e.lower <= mi <= e.upper for e in out) >= 5, (rho, [(e.lower, e.upper) for e in out], mi)
 
 
+def test_fewer_rows_than_the_weights_were_trained_on_is_a_clear_error():
+    rng = np.random.default_rng(0)
+    for kind in ("mist", "mist_qr"):
+        est = estimators.get(kind)
+        assert est.min_n == est.card["training"]["data_spec"]["n"][0] == 10
+        with pytest.raises(ValueError, match="too few rows: n = 9"):
+            est.estimate(rng.standard_normal((9, 2)), rng.standard_normal((9, 2)))
+        assert est.estimate(rng.standard_normal((10, 2)), rng.standard_normal((10, 2))).ok
+
+
 def test_fresh_validation_scores_checkpoints_by_their_card_kind():
     from benchmarks.mist_bench import validate
 

@@ -106,6 +106,26 @@ def test_batched_equals_one_at_a_time(name, params):
         assert b.info["best_step"] == a.info["best_step"]
 
 
+def test_step_cap_by_size_ends_each_dataset_as_alone():
+    """With budgets that scale with n (MINDE's steps="auto"), a group runs to its largest cap;
+    a dataset with a smaller cap must still stop exactly there, evaluated at its cap and not
+    at the group's next evaluation, so that its estimate does not depend on its neighbours."""
+    from estimators.mine import MINE
+
+    class CapMine(MINE):
+        def _steps_for(self, n: int) -> int:
+            return 70 if n < 100 else 130
+
+    data = [gaussian(80, seed=1), gaussian(200, seed=2)]
+    est = CapMine(steps=130, eval_every=50, patience=10)
+    batched = est.estimate_batch(data)
+    alone = [est.estimate(x, y) for x, y in data]
+    assert [e.info["steps"] for e in batched] == [e.info["steps"] for e in alone] == [70, 130]
+    assert [step for step, _ in batched[0].info["held_out_history"]] == [50, 70]
+    for b, a in zip(batched, alone):
+        assert b.mi == pytest.approx(a.mi, abs=1e-5)
+
+
 def test_reference_path_is_selectable():
     data = mixed_datasets()[:2]
     looped = estimators.get("mine", steps=200, batched=False).estimate_batch(data)
@@ -174,7 +194,8 @@ def test_batched_adam_matches_torch_adam():
 
 @pytest.mark.parametrize("name,bad", [
     ("mine", {"alpha": 1.5}), ("mine", {"hidden": []}), ("infonce", {"batch": 0}),
-    ("minde_c", {"width": 30}), ("minde_j", {"sigma": -1.0}), ("mine", {"train_fraction": 1.0}),
+    ("minde_c", {"width": 30}), ("minde_c", {"width": 8}), ("minde_c", {"blocks": 0}),
+    ("minde_j", {"sigma": -1.0}), ("mine", {"train_fraction": 1.0}),
 ])
 def test_bad_parameters_raise(name, bad):
     with pytest.raises(ValueError):

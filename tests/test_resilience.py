@@ -166,6 +166,19 @@ def test_failing_dataset_is_recorded_and_the_shard_kept(tmp_path, flaky_register
     assert len(collect({("c", label, 0): out}, {"c": SPEC})) == 12  # complete for the evaluation
 
 
+def test_failed_row_keeps_the_quantity_the_estimator_reported():
+    """InfoNet measures sliced MI on multi-dimensional data: its failures there must be
+    counted against that variant, not against plain MI."""
+    from benchmarks.runner import _row
+
+    rec = {"id": "a", "split": "imd", "family": "f", "n": 50, "dx": 3, "dy": 3, "rep": 0, "true_mi": 1.0,
+           "quantity": "mi"}
+    row = _row(rec, Estimate(mi=math.nan, info={"quantity": "sliced_mi"}), None)
+    assert row["status"] == "failed" and row["quantity"] == "sliced_mi"
+    assert _row(rec, Estimate(mi=0.3, info={"quantity": "sliced_mi"}), None)["quantity"] == "sliced_mi"
+    assert _row(rec, None, "invalid input: too few rows")["quantity"] == "mi"
+
+
 def test_invalid_dataset_in_a_shard_is_recorded(tmp_path):
     # ksg with k = 40 needs 41 rows: the n = 30 datasets are invalid input, the rest run.
     shard = tmp_path / "shard-000.npz"

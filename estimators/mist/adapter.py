@@ -57,6 +57,10 @@ class _MISTBase(Estimator):
         path = Path(weights) if weights else WEIGHTS_DIR / f"{self.kind}.safetensors"
         self.model, self.features, self.card = load_model(path, self.kind, self.device)
         self.weights_path = path
+        # Fewer rows than the weights were trained on is out of their range: refuse rather than guess.
+        trained_n = self.card.get("training", {}).get("data_spec", {}).get("n")
+        if trained_n:
+            self.min_n = max(type(self).min_n, int(trained_n[0]))
 
     def _estimate(self, x: np.ndarray, y: np.ndarray) -> Estimate:
         return self._estimate_batch([(x, y)])[0]

@@ -203,7 +203,7 @@ def _finite_or_fail(values: torch.Tensor, active: torch.Tensor, out: list[Outcom
 def train_group(obj: Objective, preps: Sequence[Prepared], cfg: TrainConfig, device: torch.device,
                 max_steps: Sequence[int] | None = None) -> list[Outcome]:
     """Train a group; `max_steps` optionally caps each dataset below `cfg.steps`
-    (checked at evaluations)."""
+    (each dataset is also evaluated at its cap, so it ends as it would alone)."""
     g = len(preps)
     cap = torch.tensor(list(max_steps) if max_steps is not None else [cfg.steps] * g)
     gens = [p.gen for p in preps]
@@ -255,19 +255,23 @@ def train_group(obj: Objective, preps: Sequence[Prepared], cfg: TrainConfig, dev
         params = opt.params
         state = obj.post_step(params, {k: v.detach() for k, v in new_state.items()}, step)
         step += 1
-        if step % cfg.eval_every and step != cfg.steps:
+        # A dataset is evaluated every `eval_every` steps and at its own cap, and only then: its
+        # schedule (and so its estimate) must not depend on which datasets share its group.
+        due = (step % cfg.eval_every == 0) | (step == cap[active])
+        if not due.any():
             continue
         with torch.no_grad():
             val = obj.evaluate(params, state, group, ev).float().cpu()
-        ok = _finite_or_fail(val, active, out, f"non-finite held-out value at step {step}")
+        ok = _finite_or_fail(torch.where(due, val, 0.0), active, out, f"non-finite held-out value at step {step}")
         prev = best[active]
         gain = (val > prev) if obj.maximise else (val < prev)
-        gain = ok & (gain | torch.isnan(prev))
-        since[active] = torch.where(gain, 0, since[active] + 1)
+        gain = due & ok & (gain | torch.isnan(prev))
+        since[active] = torch.where(due, torch.where(gain, 0, since[active] + 1), since[active])
         best[active[gain]] = val[gain]
         for j, a in enumerate(active.tolist()):
-            out[a].history.append((step, float(val[j])))
-            out[a].steps = step
+            if due[j]:
+                out[a].history.append((step, float(val[j])))
+                out[a].steps = step
             if gain[j]:
                 out[a].best_step = step
         if obj.keep_best and gain.any():
@@ -277,10 +281,10 @@ def train_group(obj: Objective, preps: Sequence[Prepared], cfg: TrainConfig, dev
             gi = torch.nonzero(gain).squeeze(1)
             for s_all, s in zip(snaps, snap):
                 s_all[active[gi].to(device)] = s[gi.to(device)]
-        stop = (since[active] >= cfg.patience) | (step >= cap[active])
-        for a in active[since[active] >= cfg.patience].tolist():
+        patient_out = due & (since[active] >= cfg.patience)
+        for a in active[patient_out].tolist():
             out[a].stopped_early = True
-        keep = ok & ~stop
+        keep = ok & ~(patient_out | (step >= cap[active]))
         if not keep.all():
             compact(keep)
 
