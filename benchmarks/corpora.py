@@ -48,16 +48,25 @@ def _families(block: dict[str, Any]) -> list[str]:
 
 
 def _dims(block: dict[str, Any], family: str, seed: int) -> list[tuple[int, int]]:
+    """The family's (dx, dy) in this block. A family is only drawn where it is defined: a random
+    d starts at its `min_dim` (2 for the 2pair families), grid and fixed dims below it are left out."""
     dims = block.get("dims", {"random": [2, 32]})
+    low = get_family(family).min_dim
     if "random" in dims:
-        lo, hi = dims["random"]
-        d = int(np.random.default_rng(_seed(seed, f"d|{block['split']}|{family}")).integers(lo, hi + 1))
+        lo, hi = (int(v) for v in dims["random"])
+        if max(lo, low) > hi:
+            raise ValueError(f"block {block['split']!r}: family {family} needs d >= {low}, "
+                             f"dims.random is {dims['random']}")
+        rng = np.random.default_rng(_seed(seed, f"d|{block['split']}|{family}"))
+        d = int(rng.integers(max(lo, low), hi + 1))
         return [(d, d)]
     if "grid" in dims:
-        return [(int(d), int(d)) for d in dims["grid"]]
-    if "fixed" in dims:
-        return [(int(a), int(b)) for a, b in dims["fixed"]]
-    raise ValueError(f"block {block['split']!r}: dims must be random, grid or fixed, got {dims!r}")
+        pairs = [(int(d), int(d)) for d in dims["grid"]]
+    elif "fixed" in dims:
+        pairs = [(int(a), int(b)) for a, b in dims["fixed"]]
+    else:
+        raise ValueError(f"block {block['split']!r}: dims must be random, grid or fixed, got {dims!r}")
+    return [(a, b) for a, b in pairs if min(a, b) >= low]
 
 
 def plan(spec: dict[str, Any]) -> list[dict[str, Any]]:

@@ -71,3 +71,18 @@ def test_bmi_corpus(tmp_path):
     assert rec["true_mi"] == pytest.approx(0.4133, abs=1e-3) and x.shape == (100, 1)
     with pytest.raises(ValueError, match="unknown BMI task"):
         build_shard({**spec, "tasks": ["nope"]}, 0, tmp_path / "c.npz")
+
+
+def test_dims_start_at_each_familys_minimum():
+    """The 2pair families need two columns: a d range or grid reaching 1 draws them from 2."""
+    fams = ["multi_normal-2pair-base", "multi_normal-dense-base"]
+    spec = {"seed": 4, "shards": 1, "blocks": [
+        {"split": "imd", "families": fams, "n": [20], "dims": {"random": [1, 2]}},
+        {"split": "dgrid_imd", "families": fams, "n": [20], "dims": {"grid": [1, 2]}}]}
+    items = plan(spec)
+    two_pair = [(d["split"], d["dx"]) for d in items if "2pair" in d["family"]]
+    assert two_pair == [("imd", 2), ("dgrid_imd", 2)]
+    assert sorted(d["dx"] for d in items if d["family"] == fams[1] and d["split"] == "dgrid_imd") == [1, 2]
+    bad = {"seed": 4, "shards": 1, "blocks": [{"split": "imd", "families": fams, "n": [20], "dims": {"random": [1, 1]}}]}
+    with pytest.raises(ValueError, match="multi_normal-2pair-base needs d >= 2"):
+        plan(bad)
