@@ -20,7 +20,10 @@
 Fresh datasets are streamed by worker processes (`workers`); every batch
 shares one n, so no padding is needed. When no fresh batch is ready the step
 replays one from a pool of recent batches (`replay_pool`, 0 = never), so the
-trainer does not idle on a busy CPU. The best checkpoint on the
+trainer does not idle on a busy CPU; which batches get replayed then depends
+on the machine's load, so such runs are not bit-reproducible. With `workers: 0`
+(data made in the trainer, never replayed) and a step budget, a run is
+reproducible from its seed. The best checkpoint on the
 validation split is saved with `estimators.checkpoint.save_checkpoint`; a
 resume file next to the loss CSV lets an interrupted run continue.
 """
