@@ -51,7 +51,7 @@ def _dims(block: dict[str, Any], family: str, seed: int) -> list[tuple[int, int]
     """The family's (dx, dy) in this block. A family is only drawn where it is defined: a random
     d starts at its `min_dim` (2 for the 2pair families), grid and fixed dims below it are left out."""
     dims = block.get("dims", {"random": [2, 32]})
-    low = get_family(family).min_dim
+    low = int(getattr(get_family(family), "min_dim", 1))  # registered families may not declare one
     if "random" in dims:
         lo, hi = (int(v) for v in dims["random"])
         if max(lo, low) > hi:
