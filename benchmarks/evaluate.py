@@ -45,8 +45,11 @@ def collect(files: dict[tuple[str, str, int], str | os.PathLike], corpora: dict[
 
 
 TABLES = {
-    "mse_by_nbin": "MSE (nats²) by estimator, split and sample-size bin.",
-    "mse_by_nbin_ci": "MSE by sample-size bin with a bootstrap confidence interval over datasets.",
+    "mse_by_nbin": "MSE (nats²) by estimator, split and sample-size bin, over the datasets each estimator "
+                   "estimated (failure shares: failures_by_nbin).",
+    "mse_by_nbin_ci": "MSE by sample-size bin with a bootstrap confidence interval over datasets, and the "
+                      "failed estimates where there are any.",
+    "failures_by_nbin": "Share of datasets whose estimate failed, by sample-size bin.",
     "summary_by_nbin": "All metrics by corpus, split, estimator and n-bin.",
     "summary_by_dbin": "All metrics by dimension bin (d = max(dx, dy)).",
     "summary_by_family": "All metrics per family.",
@@ -70,6 +73,7 @@ def write_tables(df: pd.DataFrame, out: str | os.PathLike, cfg: dict[str, Any]) 
     frames = {
         "mse_by_nbin": tables.mse_by_nbin(by_nbin),
         "mse_by_nbin_ci": tables.with_ci(by_nbin),
+        "failures_by_nbin": tables.mse_by_nbin(by_nbin, value="failure_rate"),
         "summary_by_nbin": by_nbin,
         "summary_by_dbin": metrics.summarise(df, ["corpus", "split", "estimator", "d_bin"], reps, level),
         "summary_by_family": metrics.summarise(df, ["corpus", "split", "family", "estimator"], 0, level),

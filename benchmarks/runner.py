@@ -32,11 +32,13 @@ def has_batched_path(est: estimators.Estimator) -> bool:
     return type(est)._estimate_batch is not estimators.Estimator._estimate_batch
 
 
-def _row(rec: dict[str, Any], est: "estimators.Estimate | None", error: str | None) -> dict[str, Any]:
+def _row(rec: dict[str, Any], est: "estimators.Estimate | None", error: str | None,
+         quantity: str = "mi") -> dict[str, Any]:
+    """One CSV row. `quantity` is what the estimator measures on this dataset's dimensions
+    (InfoNet: sliced MI beyond 1-D), recorded for failures too, so that a failure is counted
+    against the estimator variant that failed."""
     row = {k: rec.get(k) for k in ("id", "split", "family", "n", "dx", "dy", "rep", "true_mi")}
-    # What the estimator says it measured (InfoNet: sliced MI on multi-dimensional data), failed or not,
-    # so that a failure is counted against the estimator variant that failed.
-    row["quantity"] = (est.info if est is not None else {}).get("quantity", rec.get("quantity", "mi"))
+    row["quantity"] = (est.info if est is not None else {}).get("quantity", quantity)
     if est is not None and est.ok and not math.isfinite(est.mi):
         error, est = f"non-finite estimate {est.mi}", est
     if est is None or not est.ok or error:
@@ -65,7 +67,7 @@ def run_shard(label: str, entry: dict[str, Any], shard_path: str | os.PathLike, 
             return
         try:
             outs = est.estimate_batch([(x, y) for _, x, y in pending])
-            rows.extend(_row(rec, e, None) for (rec, _, _), e in zip(pending, outs))
+            rows.extend(_row(rec, e, None, _quantity(est, rec)) for (rec, _, _), e in zip(pending, outs))
         except Exception as err:  # one bad batch must not lose the shard: fall back per dataset
             for rec, x, y in pending:
                 rows.append(_single(est, rec, x, y, first_error=err))
@@ -78,7 +80,7 @@ def run_shard(label: str, entry: dict[str, Any], shard_path: str | os.PathLike, 
         try:
             est.validate(x, y)
         except ValueError as err:
-            rows.append(_row(rec, None, f"invalid input: {err}"))
+            rows.append(_row(rec, None, f"invalid input: {err}", _quantity(est, rec)))
             continue
         if batched:
             pending.append((rec, x, y))
@@ -97,11 +99,15 @@ def run_shard(label: str, entry: dict[str, Any], shard_path: str | os.PathLike, 
     return df
 
 
+def _quantity(est: "estimators.Estimator", rec: dict[str, Any]) -> str:
+    return est.quantity(int(rec["dx"]), int(rec["dy"]))
+
+
 def _single(est, rec, x, y, first_error: Exception | None = None) -> dict[str, Any]:
     t0 = time.perf_counter()
     try:
-        return _row(rec, est.estimate(x, y), None)
+        return _row(rec, est.estimate(x, y), None, _quantity(est, rec))
     except Exception as err:  # recorded, never raised: the other datasets' results are kept
         e = estimators.Estimate.failed(f"{type(err).__name__}: {err}")
         e.seconds = time.perf_counter() - t0
-        return _row(rec, e, None)
+        return _row(rec, e, None, _quantity(est, rec))

@@ -55,19 +55,24 @@ def _tex(v) -> str:
 
 
 def mse_by_nbin(summary: pd.DataFrame, value: str = "mse") -> pd.DataFrame:
-    """Pivot: rows (corpus, split, estimator), columns n-bins, cells `value`."""
-    piv = summary.pivot_table(index=["corpus", "split", "estimator"], columns="n_bin", values=value,
-                              aggfunc="first")
+    """Pivot: rows (corpus, split, estimator), columns n-bins, cells `value`. An estimator or
+    bin with no value at all (every estimate failed) stays in the table as an empty cell."""
+    return _by_nbin(summary, value)
+
+
+def _by_nbin(summary: pd.DataFrame, value: str) -> pd.DataFrame:
+    # unstack, not pivot_table: pivot_table drops all-NaN rows and columns (or, with dropna=False,
+    # adds every corpus x split x estimator combination, present or not).
+    piv = summary.groupby(["corpus", "split", "estimator", "n_bin"], sort=True)[value].first().unstack("n_bin")
     piv = piv[[c for c in N_BIN_ORDER if c in piv.columns]]
     piv.columns.name = None
     return piv
 
 
 def with_ci(summary: pd.DataFrame) -> pd.DataFrame:
-    """MSE cells formatted as 'mse [lo, hi]' for the headline table."""
+    """MSE cells formatted as 'mse [lo, hi]', plus '(k/N failed)' where estimates failed: the MSE
+    averages the datasets that were estimated, so a failure share changes what it compares."""
     s = summary.copy()
-    s["mse_ci"] = [f"{_fmt(m)} [{_fmt(lo)}, {_fmt(hi)}]" for m, lo, hi in zip(s["mse"], s["mse_lo"], s["mse_hi"])]
-    piv = s.pivot_table(index=["corpus", "split", "estimator"], columns="n_bin", values="mse_ci", aggfunc="first")
-    piv = piv[[c for c in N_BIN_ORDER if c in piv.columns]]
-    piv.columns.name = None
-    return piv
+    s["mse_ci"] = [f"{_fmt(m)} [{_fmt(lo)}, {_fmt(hi)}]" + (f" ({k}/{n} failed)" if k else "")
+                   for m, lo, hi, k, n in zip(s["mse"], s["mse_lo"], s["mse_hi"], s["failed"], s["datasets"])]
+    return _by_nbin(s, "mse_ci")

@@ -107,6 +107,11 @@ class Estimator:
             _no_silent_nonfinite(est)
         return out
 
+    def quantity(self, dx: int, dy: int) -> str:
+        """What the estimate measures for data of these dimensions: "mi" unless a method says
+        otherwise (InfoNet: "sliced_mi" beyond 1-D). Tables keep other quantities apart, failures included."""
+        return "mi"
+
     def validate(self, x: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
         return validate_pair(x, y, min_n=self.min_n, allow_constant=self.allow_constant,
                              extra=self._check_dims)

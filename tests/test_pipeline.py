@@ -50,16 +50,25 @@ def test_collect_names_missing_shards_and_rows(shard, tmp_path):
 def test_evaluate_writes_tables_and_plots(shard, tmp_path):
     files = {}
     for label, entry in (("ksg", {"estimator": "ksg", "params": {"n_bootstrap": 10}}),
-                         ("gaussian", {"estimator": "gaussian"})):
+                         ("gaussian", {"estimator": "gaussian"}),
+                         ("ksg10", {"estimator": "ksg", "params": {"k": 10}})):  # n = 8 < k + 1: fails
         files[("c", label, 0)] = tmp_path / f"{label}.csv"
         run_shard(label, entry, shard, "c", files[("c", label, 0)], progress=False)
     written = evaluate(collect(files, {"c": SPEC}), tmp_path / "out", {"ci_bootstrap": 50})
     mse = pd.read_csv(tmp_path / "out" / "tables" / "mse_by_nbin.csv")
-    assert set(mse["estimator"]) == {"ksg", "gaussian"}
+    assert set(mse["estimator"]) == {"ksg", "gaussian", "ksg10"}
     assert np.isfinite(mse[["(100,300]"]].to_numpy()).all()
     acc = pd.read_csv(tmp_path / "out" / "tables" / "accuracy.csv")
-    # the gaussian MLE is infinite at n=8 <= dx+dy for d >= 4: counted as failures, not dropped
+    # ksg10's n = 8 datasets are failures: counted, not dropped ...
     assert (acc["datasets"] == 6).all()
+    assert acc.set_index("estimator").loc["ksg10", "failure_rate"] == pytest.approx(2 / 6)
+    # ... and shown where MSE is reported, since MSE averages the estimated datasets only
+    fail = pd.read_csv(tmp_path / "out" / "tables" / "failures_by_nbin.csv").set_index("estimator")
+    assert fail.loc["ksg10", "[1,10)"] == 1.0 and fail.loc["ksg10", "(100,300]"] == 0.0
+    assert (fail.loc["ksg", ["[1,10)", "(100,300]"]] == 0).all()
+    assert np.isnan(mse.set_index("estimator").loc["ksg10", "[1,10)"])  # kept as an empty cell, not dropped
+    ci = pd.read_csv(tmp_path / "out" / "tables" / "mse_by_nbin_ci.csv").set_index("estimator")
+    assert "(2/2 failed)" in ci.loc["ksg10", "[1,10)"] and "failed" not in ci.loc["ksg", "[1,10)"]
     for p in written["plots"]:
         assert open(p, "rb").read(4) == b"\x89PNG"
     assert (tmp_path / "out" / "tables" / "coverage.tex").read_text().count(r"\toprule") == 1

@@ -166,17 +166,21 @@ def test_failing_dataset_is_recorded_and_the_shard_kept(tmp_path, flaky_register
     assert len(collect({("c", label, 0): out}, {"c": SPEC})) == 12  # complete for the evaluation
 
 
-def test_failed_row_keeps_the_quantity_the_estimator_reported():
-    """InfoNet measures sliced MI on multi-dimensional data: its failures there must be
-    counted against that variant, not against plain MI."""
-    from benchmarks.runner import _row
+def test_failed_row_keeps_the_quantity_the_estimator_measures():
+    """InfoNet measures sliced MI on multi-dimensional data: its failures there (a failed
+    estimate, invalid input, an exception) must be counted against that variant, not plain MI."""
+    import estimators
+    from benchmarks.runner import _quantity, _row
 
+    infonet = estimators.get("infonet")
     rec = {"id": "a", "split": "imd", "family": "f", "n": 50, "dx": 3, "dy": 3, "rep": 0, "true_mi": 1.0,
            "quantity": "mi"}
-    row = _row(rec, Estimate(mi=math.nan, info={"quantity": "sliced_mi"}), None)
-    assert row["status"] == "failed" and row["quantity"] == "sliced_mi"
+    assert _quantity(infonet, rec) == "sliced_mi" and _quantity(infonet, dict(rec, dx=1, dy=1)) == "mi"
+    assert _quantity(estimators.get("ksg"), rec) == "mi"
+    failed = _row(rec, Estimate.failed("diverged"), None, _quantity(infonet, rec))
+    assert failed["status"] == "failed" and failed["quantity"] == "sliced_mi"
+    assert _row(rec, None, "invalid input: too few rows", "sliced_mi")["quantity"] == "sliced_mi"
     assert _row(rec, Estimate(mi=0.3, info={"quantity": "sliced_mi"}), None)["quantity"] == "sliced_mi"
-    assert _row(rec, None, "invalid input: too few rows")["quantity"] == "mi"
 
 
 def test_invalid_dataset_in_a_shard_is_recorded(tmp_path):

@@ -106,6 +106,9 @@ class InfoNetEstimator(Estimator):
         return float(np.interp(np.log(n), np.log(tab["n"]), tab["mi"]))
 
     # -- 1-D problems ------------------------------------------------------------
+    def quantity(self, dx: int, dy: int) -> str:
+        return "sliced_mi" if dx > 1 or dy > 1 else "mi"
+
     def _slices(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         """(k, n, 2) rank-mapped, canonically ordered 1-D pairs for one dataset."""
         n, dx = x.shape
@@ -160,8 +163,9 @@ class InfoNetEstimator(Estimator):
                 pos += k
         out = []
         for (x, y), v in zip(datasets, values):
-            sliced = x.shape[1] > 1 or y.shape[1] > 1
-            info: dict[str, Any] = {"quantity": "sliced_mi" if sliced else "mi",
+            kind = self.quantity(x.shape[1], y.shape[1])
+            sliced = kind == "sliced_mi"
+            info: dict[str, Any] = {"quantity": kind,
                                     "n_permutations": self.n_permutations, "n_splits": self.n_splits,
                                     "null_offset": self._offset(x.shape[0]) if self.null_correction else 0.0,
                                     "weights": str(self.weights), "weights_sha256": self.card.get("sha256")}
