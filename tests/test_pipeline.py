@@ -117,3 +117,23 @@ def test_rule_times_sums_jobs_per_rule(tmp_path):
     assert set(df.index) == {"estimate/extended/mist", "corpus/standard", "tables"}
     with pytest.raises(FileNotFoundError, match="run the DAG first"):
         rule_times(tmp_path / "empty")
+
+
+def test_reference_copy_needs_the_headline_tables_not_the_ablation(tmp_path):
+    from benchmarks.reference import OPTIONAL, TABLES, copy_reference
+
+    run = tmp_path / "run"
+    (run / "tables").mkdir(parents=True)
+    (run / "plots").mkdir()
+    (run / "plots" / "mse_vs_n.png").write_bytes(b"\x89PNG")
+    (run / "config_used.yaml").write_text("seed: 1\n")
+    for t in TABLES:
+        if t not in OPTIONAL:  # a paper-scale run has no ablation block
+            for ext in ("csv", "md"):
+                (run / "tables" / f"{t}.{ext}").write_text("x\n")
+    written = copy_reference(run, tmp_path / "ref")
+    assert (tmp_path / "ref" / "mse_by_nbin.csv").is_file() and not (tmp_path / "ref" / "mist_ablation.csv").exists()
+    assert len(written) == 2 * (len(TABLES) - len(OPTIONAL)) + 2
+    (run / "tables" / "mse_by_nbin.csv").unlink()
+    with pytest.raises(FileNotFoundError, match="mse_by_nbin.csv"):
+        copy_reference(run, tmp_path / "ref2")
