@@ -57,7 +57,8 @@ def time_vs_n(df: pd.DataFrame, path: str | os.PathLike) -> None:
 def calibration_curves(cal: pd.DataFrame, path: str | os.PathLike) -> None:
     fig, ax = plt.subplots(figsize=(5, 5))
     if len(cal):
-        cal = cal.assign(curve=cal["estimator"] + " / " + cal["split"])
+        # one curve per corpus and split: pooling corpora would average different datasets' curves
+        cal = cal.assign(curve=cal["estimator"] + " / " + cal["corpus"] + ":" + cal["split"])
         sns.lineplot(data=cal, x="nominal", y="empirical", hue="curve", marker="o", ax=ax)
     ax.plot([0, 1], [0, 1], "k--", lw=0.8)
     ax.set(xlabel="nominal", ylabel="empirical", xlim=(0, 1), ylim=(0, 1))
@@ -65,7 +66,11 @@ def calibration_curves(cal: pd.DataFrame, path: str | os.PathLike) -> None:
 
 
 def family_heatmap(summary: pd.DataFrame, path: str | os.PathLike) -> None:
-    piv = summary.pivot_table(index="family", columns="estimator", values="mean_rel_error", aggfunc="mean")
+    # a family's error over every corpus and split it appears in, weighted by their dataset counts
+    w = summary[summary["mean_rel_error"].notna()]
+    w = w.assign(weighted=w["mean_rel_error"] * w["datasets"])
+    sums = w.groupby(["family", "estimator"])[["weighted", "datasets"]].sum()
+    piv = (sums["weighted"] / sums["datasets"]).unstack("estimator")
     fig, ax = plt.subplots(figsize=(1.2 + 0.9 * max(1, piv.shape[1]), 0.5 + 0.35 * max(1, piv.shape[0])))
     sns.heatmap(piv.clip(upper=2.0), annot=piv.round(2), fmt="", cmap="rocket_r", ax=ax,
                 cbar_kws={"label": "mean relative error (clipped at 2)"})
