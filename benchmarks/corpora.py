@@ -22,7 +22,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from benchmarks.families import get_family, split_families
+from benchmarks.families import dim_range, get_family, min_dim_of, split_families
 from benchmarks.shards import write_shard
 
 
@@ -51,14 +51,10 @@ def _dims(block: dict[str, Any], family: str, seed: int) -> list[tuple[int, int]
     """The family's (dx, dy) in this block. A family is only drawn where it is defined: a random
     d starts at its `min_dim` (2 for the 2pair families), grid and fixed dims below it are left out."""
     dims = block.get("dims", {"random": [2, 32]})
-    low = int(getattr(get_family(family), "min_dim", 1))  # registered families may not declare one
+    fam = get_family(family)
     if "random" in dims:
-        lo, hi = (int(v) for v in dims["random"])
-        if max(lo, low) > hi:
-            raise ValueError(f"block {block['split']!r}: family {family} needs d >= {low}, "
-                             f"dims.random is {dims['random']}")
-        rng = np.random.default_rng(_seed(seed, f"d|{block['split']}|{family}"))
-        d = int(rng.integers(max(lo, low), hi + 1))
+        lo, hi = dim_range(fam, *dims["random"])
+        d = int(np.random.default_rng(_seed(seed, f"d|{block['split']}|{family}")).integers(lo, hi + 1))
         return [(d, d)]
     if "grid" in dims:
         pairs = [(int(d), int(d)) for d in dims["grid"]]
@@ -66,7 +62,7 @@ def _dims(block: dict[str, Any], family: str, seed: int) -> list[tuple[int, int]
         pairs = [(int(a), int(b)) for a, b in dims["fixed"]]
     else:
         raise ValueError(f"block {block['split']!r}: dims must be random, grid or fixed, got {dims!r}")
-    return [(a, b) for a, b in pairs if min(a, b) >= low]
+    return [(a, b) for a, b in pairs if min(a, b) >= min_dim_of(fam)]
 
 
 def plan(spec: dict[str, Any]) -> list[dict[str, Any]]:

@@ -182,6 +182,20 @@ FAMILIES: dict[str, Family] = {n: _parse(n) for n in (*TRAIN_FAMILIES, *IMD_FAMI
 SPLITS: dict[str, tuple[str, ...]] = {"train": TRAIN_FAMILIES, "imd": IMD_FAMILIES, "oomd": OOMD_FAMILIES}
 
 
+def min_dim_of(family: "Family | Any") -> int:
+    """Smallest dx, dy a family is defined for (1 when a registered family declares no `min_dim`)."""
+    return int(getattr(family, "min_dim", 1))
+
+
+def dim_range(family: "Family | Any", lo: int, hi: int) -> tuple[int, int]:
+    """The part of a d range [lo, hi] where `family` is defined; a range wholly below its
+    minimum is an error naming the family."""
+    low = max(int(lo), min_dim_of(family))
+    if low > int(hi):
+        raise ValueError(f"family {family.name} needs d >= {low}; the d range is [{lo}, {hi}]")
+    return low, int(hi)
+
+
 def register_family(family: "Family | Any", split: str | None = None) -> None:
     """Add a family (any object with `name` and `draw(dx, dy, rng)`), optionally to a split."""
     if family.name in FAMILIES:

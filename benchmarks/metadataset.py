@@ -34,7 +34,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from benchmarks.corpora import sizes
-from benchmarks.families import IMD_FAMILIES, OOMD_FAMILIES, TRAIN_FAMILIES, get_family, split_families
+from benchmarks.families import IMD_FAMILIES, OOMD_FAMILIES, TRAIN_FAMILIES, dim_range, get_family, split_families
 from estimators.atomic import atomic_path
 
 DEFAULT_SPEC: dict[str, Any] = {
@@ -71,11 +71,8 @@ def val_families(spec: dict[str, Any]) -> tuple[str, ...]:
 
 def draw_dims(spec: dict[str, Any], family, rng: np.random.Generator) -> tuple[int, int]:
     """(dx, dy) for `family` (a registered family object)."""
-    lo, hi = (int(v) for v in spec["d"])
     # A range reaching below a family's minimum (d = 1 for the 2pair families) starts at that minimum.
-    lo = max(lo, int(getattr(family, "min_dim", 1)))
-    if lo > hi:
-        raise ValueError(f"family {family.name} needs d >= {lo}; the spec's d range is {spec['d']}")
+    lo, hi = dim_range(family, *spec["d"])
     d = int(rng.integers(lo, hi + 1))
     if rng.random() < float(spec.get("p_unequal", 0.0)) and not family.name.startswith("multi_additive_noise"):
         return d, int(rng.integers(lo, hi + 1))

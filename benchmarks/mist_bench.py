@@ -26,7 +26,7 @@ import time
 import numpy as np
 import pandas as pd
 
-BINS = ((10, 100, "[10,100]"), (100, 300, "(100,300]"), (300, 500, "(300,500]"))
+from benchmarks.metrics import N_BINS as BINS, n_bin  # the tables' n-bins, one definition
 
 
 def grid_spec(seed: int) -> dict:
@@ -44,13 +44,6 @@ def build_grid(seed: int):
         recs.append(rec)
         data.append((x, y))
     return recs, data
-
-
-def _nbin(n: int) -> str:
-    for lo, hi, label in BINS:
-        if (n >= lo if lo == 10 else n > lo) and n <= hi:
-            return label
-    return "other"
 
 
 def run_estimator(name: str, data, weights: str | None = None):
@@ -81,12 +74,13 @@ def grid(seeds, names, weights: dict[str, str]) -> pd.DataFrame:
             mi, lo, hi, sec = run_estimator(name, data, weights.get(name))
             for i, r in enumerate(recs):
                 rows.append({"seed": seed, "estimator": name, "split": r["split"], "family": r["family"],
-                             "n": r["n"], "d": r["dx"], "n_bin": _nbin(r["n"]), "true_mi": r["true_mi"],
+                             "n": r["n"], "d": r["dx"], "true_mi": r["true_mi"],
                              "mi": mi[i], "lower": lo[i] if lo and lo[i] is not None else np.nan,
                              "upper": hi[i] if hi and hi[i] is not None else np.nan,
                              "sec_per_dataset": sec})
             print(f"seed {seed}: {name} done ({sec * 1e3:.2f} ms/dataset)", flush=True)
     df = pd.DataFrame(rows)
+    df.insert(df.columns.get_loc("d") + 1, "n_bin", n_bin(df["n"]))
     df["se"] = (df["mi"] - df["true_mi"]) ** 2
     return df
 
@@ -227,7 +221,7 @@ def gaussian_check(weights: dict[str, str | None], seeds: int = 8,
 
 def mse_by_bin(sq_err, ns) -> dict[str, float]:
     """Overall and per-n-bin mean of squared errors (`sq_err`, `ns`: one entry per dataset)."""
-    sq_err, bins = np.asarray(sq_err), np.array([_nbin(int(n)) for n in ns])
+    sq_err, bins = np.asarray(sq_err), n_bin(pd.Series(ns)).to_numpy()
     return {"mse": float(sq_err.mean()), **{label: float(sq_err[bins == label].mean()) for _, _, label in BINS}}
 
 

@@ -66,7 +66,7 @@ def test_evaluate_writes_tables_and_plots(shard, tmp_path):
     fail = pd.read_csv(tmp_path / "out" / "tables" / "failures_by_nbin.csv").set_index("estimator")
     assert fail.loc["ksg10", "[1,10)"] == 1.0 and fail.loc["ksg10", "(100,300]"] == 0.0
     assert (fail.loc["ksg", ["[1,10)", "(100,300]"]] == 0).all()
-    assert np.isnan(mse.set_index("estimator").loc["ksg10", "[1,10)"])  # kept as an empty cell, not dropped
+    assert np.isnan(mse.set_index("estimator").loc["ksg10", "[1,10)"])  # an all-failed bin: an empty cell
     ci = pd.read_csv(tmp_path / "out" / "tables" / "mse_by_nbin_ci.csv").set_index("estimator")
     assert "(2/2 failed)" in ci.loc["ksg10", "[1,10)"] and "failed" not in ci.loc["ksg", "[1,10)"]
     for p in written["plots"]:
