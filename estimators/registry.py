@@ -40,13 +40,16 @@ def available() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def get(name: str, **params: Any) -> Estimator:
+def estimator_class(name: str) -> type[Estimator]:
     _load_all()
     try:
-        cls = _REGISTRY[name]
+        return _REGISTRY[name]
     except KeyError:
         raise ValueError(f"unknown estimator {name!r}; available: {', '.join(sorted(_REGISTRY))}") from None
-    return cls(**params)
+
+
+def get(name: str, **params: Any) -> Estimator:
+    return estimator_class(name)(**params)
 
 
 def from_config(entry: Mapping[str, Any]) -> Estimator:

@@ -27,6 +27,11 @@ def test_smoke_dag(tmp_path):
         for ext in ("csv", "md", "tex"):
             assert (out / "tables" / f"{name}.{ext}").is_file()
     assert (out / "plots" / "mse_vs_n.png").stat().st_size > 1000
+    # Rules carry a digest of the code they run as a param; it must be stable across invocations,
+    # or every run would redo the whole DAG.
+    again = subprocess.run(["snakemake", "-n", "--configfile", "config/smoke.yaml", "--config", f"results={out}"],
+                           cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr, again.stdout[-3000:]
 
 
 def test_bad_config_fails_before_any_job(tmp_path):

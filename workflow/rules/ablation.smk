@@ -15,6 +15,7 @@ rule mist_ablation_variant:
     params:
         steps=ABLATION.get("steps", 300),
         workdir=f"{RESULTS}/ablations/work",
+        code=code("mist_ablation_variant.py"),
     threads: 1
     resources:
         gpu=1,
@@ -36,6 +37,8 @@ rule mist_ablation_table:
                    category="Tables"),
         md=f"{RESULTS}/tables/mist_ablation.md",
         tex=f"{RESULTS}/tables/mist_ablation.tex",
+    params:
+        code=code("mist_ablation_table.py"),
     log:
         f"{RESULTS}/logs/mist_ablation_table.log",
     script:

@@ -2,7 +2,9 @@ import json
 import os
 from pathlib import Path
 
+from benchmarks.code_digest import code_digest
 from benchmarks.config import check as _check_config
+from estimators.registry import estimator_class
 
 # Semantic checks (unknown estimator, family, corpus, model) before any job starts.
 _check_config(config)
@@ -15,6 +17,12 @@ SHIPPED_DIR = Path(workflow.basedir) / "estimators" / "weights"
 
 # Torch estimators and trainers read the device from here.
 os.environ["MIST_DEVICE"] = config.get("device", "auto")
+
+
+def code(script, *modules):
+    """Digest of a workflow script and the project modules it runs. Rules carry it as a param,
+    so that a change to a module they import reruns them (Snakemake tracks only the script)."""
+    return code_digest(Path(workflow.basedir) / "workflow" / "scripts" / script, modules)
 
 
 def shard_ids(corpus):

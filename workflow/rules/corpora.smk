@@ -3,6 +3,7 @@ rule corpus_shard:
         f"{RESULTS}/corpora/{{corpus}}/shard-{{shard}}.npz",
     params:
         spec=lambda wc: CORPORA[wc.corpus],
+        code=code("build_corpus_shard.py"),
     log:
         f"{RESULTS}/logs/corpora/{{corpus}}/shard-{{shard}}.log",
     benchmark:

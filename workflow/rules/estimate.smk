@@ -21,6 +21,7 @@ rule estimate:
         f"{RESULTS}/estimates/{{corpus}}/{{estimator}}/shard-{{shard}}.csv",
     params:
         entry=_estimator_entry,
+        code=lambda wc: code("estimate_shard.py", estimator_class(ESTIMATORS[wc.estimator]["estimator"]).__module__),
     threads: lambda wc: ESTIMATORS[wc.estimator].get("threads", 1)
     resources:
         gpu=lambda wc: ESTIMATORS[wc.estimator].get("gpu", 0),

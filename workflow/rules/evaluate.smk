@@ -10,6 +10,7 @@ rule collect_estimates:
     params:
         files=estimate_files(),
         corpora=CORPORA,
+        code=code("collect_estimates.py"),
     log:
         f"{RESULTS}/logs/collect_estimates.log",
     benchmark:
@@ -38,6 +39,7 @@ rule tables:
     params:
         evaluation=config.get("evaluation", {}),
         out=f"{RESULTS}/tables",
+        code=code("tables.py"),
     log:
         f"{RESULTS}/logs/tables.log",
     benchmark:
@@ -64,6 +66,7 @@ rule plots:
     params:
         evaluation=config.get("evaluation", {}),
         out=f"{RESULTS}/plots",
+        code=code("plots.py"),
     log:
         f"{RESULTS}/logs/plots.log",
     benchmark:

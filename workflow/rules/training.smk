@@ -15,6 +15,7 @@ def _train_rule(model_name):
             log_csv=f"{RESULTS}/models/{model_name}_loss.csv",
         params:
             train=spec.get("train", {}),
+            code=code(f"train_{trainer}.py"),
         threads: spec.get("threads", 2)
         # Start training first: every estimate of a trained model waits for it.
         priority: 10
