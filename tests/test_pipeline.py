@@ -37,6 +37,26 @@ def test_runner_is_deterministic(shard, tmp_path):
     assert a["mi"].equals(b["mi"])
 
 
+def test_batched_calls_take_datasets_of_similar_n(shard, tmp_path, monkeypatch):
+    # The batch's wall time is shared evenly, so a call mixing n = 60 and n = 200 would report
+    # the same seconds for both: calls must be formed by n.
+    import benchmarks.runner as runner
+    from estimators.mist.adapter import MIST
+
+    calls = []
+    original = MIST._estimate_batch
+
+    def recording(self, datasets):
+        calls.append(sorted(len(x) for x, _ in datasets))
+        return original(self, datasets)
+
+    monkeypatch.setattr(MIST, "_estimate_batch", recording)
+    monkeypatch.setattr(runner, "BATCH", 2)
+    df = run_shard("mist", {"estimator": "mist"}, shard, "c", tmp_path / "m.csv", progress=False)
+    assert calls == [[60, 60], [200, 200]]  # n = 8 is below MIST's training n: failed rows, no call
+    assert df["id"].is_monotonic_increasing and (df.loc[df["n"] == 8, "status"] == "failed").all()
+
+
 def test_collect_names_missing_shards_and_rows(shard, tmp_path):
     out = tmp_path / "e.csv"
     run_shard("ksg", {"estimator": "ksg"}, shard, "c", out, progress=False)
