@@ -5,6 +5,7 @@ import json
 import shutil
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -335,6 +336,50 @@ def test_training_without_workers_is_reproducible_from_its_seed(tmp_path):
         train(dict(params, seed=seed), path, path.with_suffix(".csv"))
     a, b, c = (p.read_bytes() for p in paths)
     assert a == b and a != c
+
+
+_TINY = {"max_steps": 4, "max_minutes": 5, "val_every": 2, "batch_size": 8, "workers": 0, "seed": 3,
+         "data": {"val_size": 8, "n": [10, 40], "d": [2, 4]}, "model": {"width": 16, "heads": 2}}
+
+
+def _snakemake_deletes_outputs(weights):
+    for path in (weights, weights.with_suffix(".json"), weights.with_suffix(".csv")):
+        path.unlink()
+
+
+def test_a_finished_training_run_reruns_from_scratch(tmp_path):
+    """A rerun (forced, or after a code change) must write its outputs again, not "resume" a finished run."""
+    from estimators.mist.training import train
+
+    w = tmp_path / "m.safetensors"
+    train(_TINY, w, w.with_suffix(".csv"))
+    first = w.read_bytes()
+    _snakemake_deletes_outputs(w)
+    train(_TINY, w, w.with_suffix(".csv"))
+    assert w.read_bytes() == first  # workers: 0, so the fresh run is the same run
+    assert list(pd.read_csv(w.with_suffix(".csv"))["step"]) == [2, 4]
+
+
+def test_an_interrupted_training_run_resumes_with_its_best_weights_and_curve(tmp_path, monkeypatch):
+    import estimators.mist.training as training
+
+    real = training._lr_factor
+
+    def interrupt_at_step_3(progress, step, p):
+        if step == 2:
+            raise KeyboardInterrupt  # killed after the step-2 validation
+        return real(progress, step, p)
+
+    w = tmp_path / "m.safetensors"
+    monkeypatch.setattr(training, "_lr_factor", interrupt_at_step_3)
+    with pytest.raises(KeyboardInterrupt):
+        training.train(_TINY, w, w.with_suffix(".csv"))
+    monkeypatch.setattr(training, "_lr_factor", real)
+    _snakemake_deletes_outputs(w)
+    card = training.train(_TINY, w, w.with_suffix(".csv"))
+    assert w.is_file() and w.with_suffix(".json").is_file()
+    assert list(pd.read_csv(w.with_suffix(".csv"))["step"]) == [2, 4]  # the curve before the kill is kept
+    assert card["training"]["final_step"] == 4
 
 
 def test_training_ema_saves_the_average(tmp_path):

@@ -157,3 +157,17 @@ def test_reference_copy_needs_the_headline_tables_not_the_ablation(tmp_path):
     (run / "tables" / "mse_by_nbin.csv").unlink()
     with pytest.raises(FileNotFoundError, match="mse_by_nbin.csv"):
         copy_reference(run, tmp_path / "ref2")
+
+
+def test_every_table_and_plot_has_its_report_caption():
+    # `snakemake --report` stops at the first missing caption file; table captions follow TABLES.
+    from pathlib import Path
+
+    from benchmarks.evaluate import PLOTS, TABLES
+
+    report = Path(__file__).resolve().parents[1] / "workflow" / "report"
+    for name, caption in TABLES.items():
+        text = (report / "tables" / f"{name}.rst").read_text()
+        assert text.startswith(caption), name
+    for name in PLOTS:
+        assert (report / "plots" / f"{name}.rst").read_text().strip(), name

@@ -14,24 +14,30 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_smoke_dag(tmp_path):
     if shutil.which("snakemake") is None:
         pytest.fail("snakemake is not installed (it is a runtime dependency)")
-    out = tmp_path / "results"
-    r = subprocess.run(["snakemake", "--cores", "2", "--configfile", "config/smoke.yaml",
-                        "--config", f"results={out}", "-q", "--directory", str(ROOT)],
-                       cwd=ROOT, capture_output=True, text=True, timeout=900)
+    out, work = tmp_path / "results", tmp_path / "work"
+    work.mkdir()
+    # Own working directory: Snakemake's locks and metadata stay out of the checkout.
+    cmd = ["snakemake", "-s", str(ROOT / "Snakefile"), "-d", str(work),
+           "--configfile", str(ROOT / "config" / "smoke.yaml"), "--config", f"results={out}"]
+    r = subprocess.run(cmd + ["--cores", "2", "-q"], cwd=work, capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     mse = pd.read_csv(out / "tables" / "mse_by_nbin.csv")
     bins = [c for c in mse.columns if c.startswith(("[", "("))]
     assert len(mse) > 0 and bins
     assert np.isfinite(mse[bins].to_numpy(dtype=float)).all()
-    for name in ("accuracy", "timing", "coverage", "summary_by_family"):
+    for name in ("accuracy", "timing", "coverage", "summary_by_family", "failures_by_nbin"):
         for ext in ("csv", "md", "tex"):
             assert (out / "tables" / f"{name}.{ext}").is_file()
     assert (out / "plots" / "mse_vs_n.png").stat().st_size > 1000
     # Rules carry a digest of the code they run as a param; it must be stable across invocations,
     # or every run would redo the whole DAG.
-    again = subprocess.run(["snakemake", "-n", "--configfile", "config/smoke.yaml", "--config", f"results={out}"],
-                           cwd=ROOT, capture_output=True, text=True, timeout=300)
+    again = subprocess.run(cmd + ["-n"], cwd=work, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr, again.stdout[-3000:]
+    # The README's report command: every table and plot needs its caption file.
+    report = subprocess.run(cmd + ["--report", str(out / "report.html")], cwd=work, capture_output=True,
+                            text=True, timeout=300)
+    assert report.returncode == 0, report.stdout[-3000:] + report.stderr[-3000:]
+    assert (out / "report.html").stat().st_size > 10_000
 
 
 def test_bad_config_fails_before_any_job(tmp_path):
@@ -50,3 +56,18 @@ def test_wrong_type_fails_schema(tmp_path):
     r = subprocess.run(["snakemake", "-n", "--configfile", str(bad)], cwd=ROOT, capture_output=True,
                        text=True, timeout=300)
     assert r.returncode != 0 and "shards" in r.stdout + r.stderr
+
+
+def test_readme_slurm_command_plans_the_paper_dag():
+    """The README's SLURM command, exactly as printed, with --dry-run appended."""
+    import re
+    import shlex
+
+    readme = (ROOT / "README.md").read_text()
+    blocks = [b for b in re.findall(r"```bash\n(.*?)```", readme, re.S) if "profiles/slurm" in b]
+    assert blocks, "README has no SLURM command block"
+    cmd = shlex.split(blocks[0].replace("\\\n", " "))
+    assert cmd[0] == "snakemake"
+    r = subprocess.run(cmd + ["--dry-run", "--quiet", "rules"], cwd=ROOT, capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import copy
 import csv
+import json
 import math
 import os
 import sys
@@ -43,6 +44,8 @@ import torch
 from torch.utils.data import IterableDataset
 
 from benchmarks import metadataset
+from benchmarks.code_digest import code_digest
+from estimators.atomic import atomic_path
 from estimators.checkpoint import save_checkpoint
 from estimators.device import resolve_device
 from estimators.mist.features import FeatureConfig, batch_features
@@ -316,22 +319,31 @@ def train(params: dict[str, Any] | None, out_weights, log_csv, device: str | Non
         raise ValueError(f"ema_decay must be in (0, 1) or 0 (off), got {ema_decay}")
     log_csv = Path(log_csv)
     resume_path = log_csv.with_suffix(".resume.pt")
+    # The resume state belongs to one unfinished run of these parameters and this code: a finished
+    # run, or any change, starts afresh. It carries the best weights and the loss-curve rows, because
+    # Snakemake deletes a job's outputs before running it again.
+    fingerprint = f"{p!r} code={code_digest(None, ['estimators.mist.training'])}"
     step, seen, elapsed0, best = 0, 0, 0.0, float("inf")
     best_metrics: dict[str, float] = {}
+    best_state, best_card, rows = None, None, []
     if p["resume"] and resume_path.is_file():
         state = torch.load(resume_path, map_location=dev, weights_only=True)
-        if state.get("params_repr") == repr(p):
+        if state.get("fingerprint") == fingerprint and not state.get("complete"):
             model.load_state_dict(state["model"])
             opt.load_state_dict(state["opt"])
             ema_state = state["ema"]
             step, seen, elapsed0 = int(state["step"]), int(state["seen"]), float(state["elapsed"])
-            best = float(state["best"])
+            best, best_state = float(state["best"]), state["best_model"]
+            best_card, rows = json.loads(state["best_card"]), json.loads(state["rows"])
+            best_metrics = dict(best_card["validation"])
             print(f"resuming from step {step} ({resume_path})", file=sys.stderr)
         else:
-            print(f"ignoring {resume_path}: it was written with other parameters", file=sys.stderr)
-            step = 0
-    if step == 0 and log_csv.exists():
-        log_csv.unlink()
+            why = "a finished run" if state.get("complete") else "other parameters or code"
+            print(f"starting afresh: {resume_path} holds {why}", file=sys.stderr)
+    if best_state is not None:  # the best checkpoint so far, even if the resumed run never beats it
+        saved, _ = build_model(p)
+        saved.load_state_dict(best_state)
+        save_checkpoint(saved, out_weights, best_card)
     if step == 0 and p["init_weights"]:
         from estimators.checkpoint import load_checkpoint
 
@@ -348,11 +360,10 @@ def train(params: dict[str, Any] | None, out_weights, log_csv, device: str | Non
     fields = ["step", "datasets", "minutes", "lr", "train_loss", "val_loss", "val_mse", "val_mse_[10,100]",
               "val_mse_(100,300]", "val_mse_(300,500]", "val_coverage90", "val_width90", "datasets_per_s", "fresh_batches", "replayed_batches"]
     log_csv.parent.mkdir(parents=True, exist_ok=True)
-    new_file = not log_csv.exists()
-    fh = open(log_csv, "a", newline="")
+    fh = open(log_csv, "w", newline="")
     writer = csv.DictWriter(fh, fieldnames=fields)
-    if new_file:
-        writer.writeheader()
+    writer.writeheader()
+    writer.writerows(rows)
 
     def evaluated():  # the weights that are validated and saved
         return model if ema is None else ema.module
@@ -365,23 +376,32 @@ def train(params: dict[str, Any] | None, out_weights, log_csv, device: str | Non
                              "minutes": round((elapsed0 + time.perf_counter() - t0) / 60, 2)},
                 "validation": metrics, "tau_grid": list(TAU_GRID) if quantile else None}
 
+    def save_resume(complete: bool) -> None:
+        with atomic_path(resume_path) as tmp:
+            torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step, "seen": seen,
+                        "ema": ema.state_dict() if ema is not None else None,
+                        "elapsed": elapsed0 + time.perf_counter() - t0, "best": best, "best_model": best_state,
+                        "best_card": json.dumps(best_card), "rows": json.dumps(rows),
+                        "fingerprint": fingerprint, "complete": complete}, tmp)
+
     def validate(train_loss: float, rate: float):
-        nonlocal best, best_metrics
+        nonlocal best, best_metrics, best_state, best_card
         m = val.metrics(evaluated(), dev)
         if m["loss"] < best:
             best, best_metrics = m["loss"], dict(m, step=step)
-            save_checkpoint(evaluated(), out_weights, card(best_metrics))
-        writer.writerow({"step": step, "datasets": seen, "minutes": round((elapsed0 + time.perf_counter() - t0) / 60, 3),
-                         "lr": opt.param_groups[0]["lr"], "train_loss": train_loss, "val_loss": m["loss"],
-                         "val_mse": m["mse"], "val_mse_[10,100]": m["mse_[10,100]"],
-                         "val_mse_(100,300]": m["mse_(100,300]"], "val_mse_(300,500]": m["mse_(300,500]"],
-                         "val_coverage90": m.get("coverage90", ""), "val_width90": m.get("width90", ""),
-                         "datasets_per_s": rate, "fresh_batches": source.fresh, "replayed_batches": source.reused})
+            best_card = card(best_metrics)
+            best_state = {k: v.detach().clone() for k, v in evaluated().state_dict().items()}
+            save_checkpoint(evaluated(), out_weights, best_card)
+        row = {"step": step, "datasets": seen, "minutes": round((elapsed0 + time.perf_counter() - t0) / 60, 3),
+               "lr": opt.param_groups[0]["lr"], "train_loss": train_loss, "val_loss": m["loss"],
+               "val_mse": m["mse"], "val_mse_[10,100]": m["mse_[10,100]"],
+               "val_mse_(100,300]": m["mse_(100,300]"], "val_mse_(300,500]": m["mse_(300,500]"],
+               "val_coverage90": m.get("coverage90", ""), "val_width90": m.get("width90", ""),
+               "datasets_per_s": rate, "fresh_batches": source.fresh, "replayed_batches": source.reused}
+        rows.append(row)
+        writer.writerow(row)
         fh.flush()
-        torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step, "seen": seen,
-                    "ema": ema.state_dict() if ema is not None else None,
-                    "elapsed": elapsed0 + time.perf_counter() - t0, "best": best, "params_repr": repr(p)},
-                   resume_path)
+        save_resume(complete=False)
         return m
 
     from tqdm import tqdm
@@ -432,6 +452,7 @@ def train(params: dict[str, Any] | None, out_weights, log_csv, device: str | Non
     source.close()
     bar.close()
     fh.close()
+    save_resume(complete=True)
     final = card(best_metrics)
     final["training"]["final_step"] = step
     if quantile and p["calibrate"]:
