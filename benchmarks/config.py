@@ -45,11 +45,28 @@ def check(config: dict[str, Any]) -> None:
         if entry["estimator"] not in names:
             errors.append(f"{where}.estimator: unknown estimator {entry['estimator']!r}; "
                           f"available: {', '.join(names)}")
+        else:
+            # Build it once (with the shipped weights, for a trained model): a misspelt or
+            # out-of-range parameter fails here, before any corpus is built.
+            try:
+                estimators.get(entry["estimator"], **(entry.get("params") or {}))
+            except (TypeError, ValueError) as err:
+                errors.append(f"{where}.params: {err}")
         for c in entry.get("corpora", []):
             if c not in corpora:
                 errors.append(f"{where}.corpora: unknown corpus {c!r}; defined: {', '.join(corpora)}")
         if "model" in entry and entry["model"] not in models:
             errors.append(f"{where}.model: unknown model {entry['model']!r}; defined: {', '.join(models) or 'none'}")
+    for name, model in models.items():
+        try:  # the training parameters too, so that a typo fails before hours of other jobs
+            if model.get("trainer") == "mist":
+                from estimators.mist.training import check_params
+                check_params(model.get("train"))
+            elif model.get("trainer") == "infonet":
+                from estimators.infonet.training import resolve_params
+                resolve_params(model.get("train"))
+        except (TypeError, ValueError) as err:
+            errors.append(f"models.{name}.train: {err}")
     ref = config.get("evaluation", {}).get("reference_estimator", "ksg")
     if ref not in config.get("estimators", {}):
         errors.append(f"evaluation.reference_estimator: {ref!r} is not one of the configured estimators")

@@ -45,7 +45,13 @@ DEFAULT_SPEC: dict[str, Any] = {
 _TAG_TRAIN, _TAG_VAL, _TAG_STREAM = 1, 2, 3
 
 
+_FAMILY_KEYS = ("families", "val_families")  # default: the training families, and the IMD ones
+
+
 def full_spec(spec: dict[str, Any] | None) -> dict[str, Any]:
+    unknown = sorted(set(spec or {}) - set(DEFAULT_SPEC) - set(_FAMILY_KEYS))
+    if unknown:  # a misspelt key would otherwise train silently on the default
+        raise ValueError(f"unknown meta-dataset keys {unknown}; known: {', '.join([*DEFAULT_SPEC, *_FAMILY_KEYS])}")
     out = dict(DEFAULT_SPEC)
     out.update(spec or {})
     return out

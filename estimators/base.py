@@ -54,6 +54,7 @@ class Estimator:
     - `allow_constant`: whether constant columns are acceptable input;
     - `deterministic`: same input gives the same output (used by conformance);
     - `amortised`: has a real batched path;
+    - `uses_gpu`: runs on CUDA when present (the workflow then asks the scheduler for a GPU);
     - `test_params`: cheap parameters for the conformance suite (small budgets).
     """
 
@@ -62,6 +63,7 @@ class Estimator:
     allow_constant: bool = True
     deterministic: bool = True
     amortised: bool = False
+    uses_gpu: bool = False
     test_params: dict[str, Any] = {}
 
     def __init__(self, **params: Any) -> None:

@@ -73,6 +73,7 @@ class MINE(CriticEstimator):
     `CriticEstimator`, plus alpha (0.9): weight of the old average."""
 
     name = "mine"
+    extra_params = ("alpha",)
 
     def __init__(self, alpha: float = 0.9, **kw) -> None:
         if not 0 < float(alpha) < 1:

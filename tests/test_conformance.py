@@ -100,3 +100,10 @@ def test_constant_variable_gives_exactly_zero(name, data):
     # In a batch, the constant dataset is answered apart and the others still run.
     batch = est.estimate_batch([(x, y), (const, y)])
     assert batch[1].mi == 0.0 and np.isfinite(batch[0].mi) and "exact" not in batch[0].info
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_a_misspelt_parameter_is_an_error(name):
+    # Constructor arguments are the parameters: a typo in a config's params must not be ignored.
+    with pytest.raises(TypeError, match="stpes"):
+        estimators.get(name, stpes=5)

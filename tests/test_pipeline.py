@@ -111,6 +111,12 @@ def test_config_check_names_the_key():
     bad_family = {**SPEC, "blocks": [{**SPEC["blocks"][0], "families": ["multi_normal-dense-bogus"]}]}
     with pytest.raises(ValueError, match=r"corpora.c: unknown family 'multi_normal-dense-bogus'"):
         check(_config(corpora={"c": bad_family}))
+    # Parameters are checked when the DAG is parsed, not inside the job after the corpora are built.
+    with pytest.raises(ValueError, match=r"estimators.ksg.params: .*'kk'"):
+        check(_config(estimators={"ksg": {"estimator": "ksg", "params": {"kk": 5}, "corpora": ["c"]}}))
+    with pytest.raises(ValueError, match=r"estimators.mine.params: .*steps"):
+        check(_config(estimators={"ksg": {"estimator": "ksg", "corpora": ["c"]},
+                                  "mine": {"estimator": "mine", "params": {"steps": 0}, "corpora": ["c"]}}))
 
 
 def test_sliced_mi_rows_are_labelled_apart_in_tables():

@@ -1,4 +1,5 @@
 """End to end: the smoke config through snakemake in a temporary directory."""
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -71,3 +72,17 @@ def test_readme_slurm_command_plans_the_paper_dag():
     r = subprocess.run(cmd + ["--dry-run", "--quiet", "rules"], cwd=ROOT, capture_output=True, text=True,
                        timeout=300)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+
+
+def test_torch_estimators_ask_for_a_gpu_and_the_others_do_not(tmp_path):
+    r = subprocess.run(["snakemake", "-n", "--config", f"results={tmp_path}/r"], cwd=ROOT, capture_output=True,
+                       text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    gpu = {}
+    for job in r.stdout.split("\n\n"):
+        w = re.search(r"wildcards: corpus=\w+, estimator=(\w+), shard", job)
+        g = re.search(r"resources: .*\bgpu=(\d+)", job)
+        if w and g:
+            gpu.setdefault(w.group(1), set()).add(int(g.group(1)))
+    assert gpu["ksg"] == {0} and gpu["gaussian"] == {0}
+    assert all(gpu[e] == {1} for e in ("mine", "infonce", "minde_c", "mist", "mist_qr", "infonet")), gpu

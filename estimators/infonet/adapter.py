@@ -75,6 +75,7 @@ class InfoNetEstimator(Estimator):
     allow_constant = True
     deterministic = True
     amortised = True
+    uses_gpu = True
 
     def __init__(self, weights: str | Path | None = None, n_projections: int = 128, n_permutations: int = 8,
                  n_splits: int = 0, null_correction: bool | None = None, seed: int = 0, device: str | None = None,

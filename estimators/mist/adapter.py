@@ -47,6 +47,7 @@ def load_model(weights: str | Path, kind: str, device: torch.device) -> tuple[MI
 
 class _MISTBase(Estimator):
     amortised = True
+    uses_gpu = True
     min_n = 4
     kind = "mist"
 
@@ -108,6 +109,10 @@ class MIST(_MISTBase):
 
     name = "mist"
     kind = "mist"
+
+    def __init__(self, weights: str | None = None, swap_average: bool = True, batch_size: int = 256,
+                 device: str | None = None) -> None:  # explicit: a misspelt parameter is an error
+        super().__init__(weights=weights, swap_average=swap_average, batch_size=batch_size, device=device)
 
     def _estimate_batch(self, datasets):
         pred = self._predict(datasets, None)

@@ -303,9 +303,18 @@ def build_model(p: dict[str, Any]) -> tuple[MISTNet, FeatureConfig]:
     return MISTNet(arch), fcfg
 
 
+def check_params(params: dict[str, Any] | None) -> dict[str, Any]:
+    """The merged parameters, each part checked (data spec, families, features, architecture):
+    the workflow calls this when it parses the config, long before the training job runs."""
+    p = merge_params(params)
+    metadataset.train_families(metadataset.full_spec(p["data"]))
+    build_model(p)
+    return p
+
+
 def train(params: dict[str, Any] | None, out_weights, log_csv, device: str | None = None) -> dict[str, Any]:
     """Train MIST or MIST_QR; write the best checkpoint and the loss curve. Returns the final card."""
-    p = merge_params(params)
+    p = check_params(params)
     torch.set_num_threads(int(p["threads"]))
     torch.manual_seed(int(p["seed"]))
     dev = resolve_device(device)

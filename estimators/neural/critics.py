@@ -125,11 +125,16 @@ class CriticEstimator(NeuralEstimator):
     # Per-method defaults for `hidden` and `batch` (InfoNCE pays B^2 pairs per step).
     default_hidden: tuple[int, ...] = (32, 16)
     default_batch: int = 128
+    # Keyword parameters a subclass adds (MINE's alpha); any other name is a typo and an error.
+    extra_params: tuple[str, ...] = ()
 
     def __init__(self, hidden=None, activation: str = "relu", steps: int = 2000, batch: int | None = None,
                  lr: float = 3e-3, eval_every: int = 100, patience: int = 3, train_fraction: float = 0.5,
                  standardize: bool = True, seed: int = 0, group_size: int = 64, batched: bool = True,
                  device: str | None = None, **extra) -> None:
+        unknown = sorted(set(extra) - set(self.extra_params))
+        if unknown:
+            raise TypeError(f"{type(self).__name__} got unexpected parameters {unknown}")
         hidden = self.default_hidden if hidden is None else hidden
         batch = self.default_batch if batch is None else batch
         PairCritic(hidden, activation)  # validates

@@ -318,6 +318,7 @@ class NeuralEstimator(Estimator):
     min_n = 4
     deterministic = True
     amortised = False
+    uses_gpu = True
     # Conformance checks the interface, not accuracy: a short budget keeps it fast.
     test_params: dict[str, Any] = {"steps": 100, "eval_every": 50}
 

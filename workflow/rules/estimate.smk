@@ -1,7 +1,7 @@
 def _estimate_inputs(wc):
     entry = ESTIMATORS[wc.estimator]
     inputs = {"shard": f"{RESULTS}/corpora/{wc.corpus}/shard-{wc.shard}.npz"}
-    if "model" in entry and not config.get("use_shipped_weights", False):
+    if "model" in entry:  # the DAG's own or the shipped weights: either way, new weights rerun the job
         inputs["weights"] = model_weights(entry["model"])
     return inputs
 
@@ -24,7 +24,8 @@ rule estimate:
         code=lambda wc: code("estimate_shard.py", estimator_class(ESTIMATORS[wc.estimator]["estimator"]).__module__),
     threads: lambda wc: ESTIMATORS[wc.estimator].get("threads", 1)
     resources:
-        gpu=lambda wc: ESTIMATORS[wc.estimator].get("gpu", 0),
+        # A torch estimator asks for a GPU unless its entry says `gpu: 0`.
+        gpu=lambda wc: ESTIMATORS[wc.estimator].get("gpu", int(estimator_class(ESTIMATORS[wc.estimator]["estimator"]).uses_gpu)),
         mem_mb=4000,
         runtime=120,
     log:

@@ -1,6 +1,8 @@
 """Snakemake script: write one corpus shard (logic in benchmarks.corpora)."""
 from benchmarks.corpora import build_shard
+from benchmarks.joblog import job_log
 
-n = build_shard(snakemake.params.spec, int(snakemake.wildcards.shard), snakemake.output[0])  # noqa: F821
-with open(snakemake.log[0], "w") as f:  # noqa: F821
-    f.write(f"wrote {n} datasets to {snakemake.output[0]}\n")  # noqa: F821
+sm = snakemake  # noqa: F821
+with job_log(sm.log[0]) as log:
+    n = build_shard(sm.params.spec, int(sm.wildcards.shard), sm.output[0])
+    print(f"wrote {n} datasets to {sm.output[0]}", file=log)

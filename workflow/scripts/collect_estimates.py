@@ -1,8 +1,9 @@
 """Snakemake script: concatenate estimate shards, checking completeness (benchmarks.evaluate)."""
 from benchmarks.evaluate import collect, save_estimates
+from benchmarks.joblog import job_log
 
 sm = snakemake  # noqa: F821
-df = collect({tuple(k): v for k, v in sm.params.files.items()}, sm.params.corpora)
-save_estimates(df, sm.output[0])
-with open(sm.log[0], "w") as f:
-    f.write(f"{len(df)} estimates, {int((df['status'] != 'ok').sum())} failed\n")
+with job_log(sm.log[0]) as log:
+    df = collect({tuple(k): v for k, v in sm.params.files.items()}, sm.params.corpora)
+    save_estimates(df, sm.output[0])
+    print(f"{len(df)} estimates, {int((df['status'] != 'ok').sum())} failed", file=log)

@@ -2,11 +2,12 @@
 import json
 from pathlib import Path
 
+from benchmarks.joblog import job_log
 from benchmarks.tables import write_table
 from estimators.mist.ablation import CAPTION, ablation_frame
 
 sm = snakemake  # noqa: F821
-rows = [json.loads(Path(p).read_text()) for p in sm.input]
-written = write_table(ablation_frame(rows), Path(sm.output.csv).with_suffix(""), CAPTION)
-with open(sm.log[0], "w") as f:
-    f.write("\n".join(map(str, written)) + "\n")
+with job_log(sm.log[0]) as log:
+    rows = [json.loads(Path(p).read_text()) for p in sm.input]
+    written = write_table(ablation_frame(rows), Path(sm.output.csv).with_suffix(""), CAPTION)
+    print("\n".join(map(str, written)), file=log)

@@ -1,19 +1,18 @@
 """Snakemake script: train one MIST ablation variant (logic in estimators.mist.ablation)."""
 import json
-import sys
 
 import torch
 
+from benchmarks.joblog import job_log
 from estimators.atomic import write_text
 from estimators.mist.ablation import run
 
 
 def main(smk) -> None:
     torch.set_num_threads(int(smk.threads))
-    with open(smk.log[0], "w") as log:
-        sys.stderr = log
+    with job_log(smk.log[0]):
         row = run(smk.wildcards.variant, int(smk.params.steps), workdir=smk.params.workdir)
-    write_text(smk.output[0], json.dumps(row, indent=1) + "\n")
+        write_text(smk.output[0], json.dumps(row, indent=1) + "\n")
 
 
 # The data worker is a spawned process, which re-imports this file: only the parent trains.

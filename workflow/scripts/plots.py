@@ -1,7 +1,8 @@
 """Snakemake script: every figure (logic in benchmarks.evaluate)."""
 from benchmarks.evaluate import load_estimates, write_plots
+from benchmarks.joblog import job_log
 
 sm = snakemake  # noqa: F821
-written = write_plots(load_estimates(sm.input[0]), sm.params.out, sm.params.evaluation)
-with open(sm.log[0], "w") as f:
-    f.write("\n".join(written) + "\n")
+with job_log(sm.log[0]) as log:
+    written = write_plots(load_estimates(sm.input[0]), sm.params.out, sm.params.evaluation)
+    print("\n".join(written), file=log)

@@ -1,21 +1,17 @@
 """Snakemake script: train MIST or MIST_QR (logic in estimators.mist.training).
 
 params.train is the training dict (`quantile: true` for MIST_QR); outputs are
-the weights (.safetensors, card next to it) and the loss-curve CSV.
+the weights (.safetensors, card next to it) and the loss-curve CSV. The job's
+cores (`models.<model>.threads`) hold `train.threads` torch threads plus
+`train.workers` data processes.
 """
-import sys
-
-import torch
-
+from benchmarks.joblog import job_log
 from estimators.mist.training import train
 
 
 def main(smk) -> None:
-    params = dict(smk.params.train)
-    torch.set_num_threads(int(params.get("threads", smk.threads)))
-    with open(smk.log[0], "w") as log:
-        sys.stderr = log
-        card = train(params, smk.output.weights, smk.output.log_csv)
+    with job_log(smk.log[0]) as log:
+        card = train(dict(smk.params.train), smk.output.weights, smk.output.log_csv)
         print(f"best validation: {card['validation']}", file=log)
 
 
