@@ -77,7 +77,10 @@ class Estimator:
     def estimate(self, x: Any, y: Any) -> Estimate:
         x, y = self.validate(x, y)
         t0 = time.perf_counter()
-        est = _constant_estimate(x, y) or self._estimate(x, y)
+        est = _constant_estimate(x, y)
+        if est is None:
+            x, y, dropped = _without_constant_columns(x, y)
+            est = _note_dropped(self._estimate(x, y), dropped)
         est.seconds = time.perf_counter() - t0
         est.info.setdefault("estimator", self.name)
         return _no_silent_nonfinite(est)
@@ -100,8 +103,9 @@ class Estimator:
         out = [_constant_estimate(x, y) for x, y in clean]
         todo = [i for i, e in enumerate(out) if e is None]
         if todo:
-            for i, est in zip(todo, self._estimate_batch([clean[i] for i in todo])):
-                out[i] = est
+            reduced = [_without_constant_columns(*clean[i]) for i in todo]
+            for i, (_, _, dropped), est in zip(todo, reduced, self._estimate_batch([r[:2] for r in reduced])):
+                out[i] = _note_dropped(est, dropped)
         per = (time.perf_counter() - t0) / len(clean)
         for est in out:
             est.seconds = per
@@ -137,6 +141,26 @@ class Estimator:
 
     def _check_dims(self, dx: int, dy: int) -> None:
         """Override to reject dimensions the method truly cannot handle."""
+
+
+def _without_constant_columns(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict[str, list[int]]]:
+    """x and y without their constant columns (each keeps at least one: see `_constant_estimate`).
+    MI(X, c; Y) = MI(X; Y), but a constant column throws rank transforms and standardisation: dropped
+    here, once, every estimator answers as it would without it."""
+    out, dropped = [], {}
+    for a, what in ((x, "x"), (y, "y")):
+        const = (a == a[0]).all(axis=0)
+        if const.any():
+            dropped[what] = np.flatnonzero(const).tolist()
+            a = np.ascontiguousarray(a[:, ~const])
+        out.append(a)
+    return out[0], out[1], dropped
+
+
+def _note_dropped(est: Estimate, dropped: dict[str, list[int]]) -> Estimate:
+    if dropped:
+        est.info["dropped_constant_columns"] = dropped
+    return est
 
 
 def _constant_estimate(x: np.ndarray, y: np.ndarray) -> Estimate | None:

@@ -43,8 +43,8 @@ ANSWER_EXAMPLES = {"fast": 12, "amortised": 5, "trained": 3}
 def _est(name: str) -> estimators.Estimator:
     try:
         return bit.make(name)
-    except Exception as err:  # noqa: BLE001 - e.g. an estimator whose weights are not built yet
-        pytest.skip(f"{name} cannot be constructed with its test_params: {type(err).__name__}: {err}")
+    except Exception as err:  # noqa: BLE001 - e.g. missing or corrupt shipped weights: a failure, not a skip
+        pytest.fail(f"{name} cannot be constructed with its test_params: {type(err).__name__}: {err}")
 
 
 def _examples(name: str, answer: bool) -> int:
@@ -57,8 +57,10 @@ def _examples(name: str, answer: bool) -> int:
     return ANSWER_EXAMPLES["amortised" if _est(name).amortised else "fast"]
 
 
-def _check(name, build, reject, answer):
-    """Run a property: `build(data)` -> (x, y); `reject`: regex the ValueError must match."""
+def _check(name, build, reject, answer, answers=("finite", "failed")):
+    """Run a property: `build(data)` -> (x, y); `reject`: regex the ValueError must match;
+    otherwise the outcome must be one of `answers` (a finite estimate, or a failed Estimate with
+    its reason): a ValueError on valid input is a failure."""
     est = _est(name)
 
     @settings(BASE, max_examples=_examples(name, answer), derandomize=not EXPLORE)
@@ -70,7 +72,7 @@ def _check(name, build, reject, answer):
             assert out.kind == "rejected", f"{name}: expected a ValueError matching {reject!r}, got {out.cell(400)}"
             assert re.search(reject, out.detail), f"{name}: unclear message {out.detail!r}"
         else:
-            assert out.good, f"{name}: {out.cell(400)}"
+            assert out.kind in answers, f"{name}: expected one of {answers}, got {out.cell(400)}"
 
     prop()
 
@@ -212,15 +214,15 @@ def test_large_values_inside_the_limit_give_an_answer(name):
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_constant_columns_give_an_answer_or_a_clear_error(name):
+def test_constant_columns_give_an_answer(name):
     def build(data, est):
         x, y = _pair(data, _n(data, est, lo=20, hi=40), dx=data.draw(st.integers(1, 3)))
         x = np.atleast_2d(np.asarray(x).T).T.copy()
         cols = data.draw(st.lists(st.integers(0, x.shape[1] - 1), min_size=1, unique=True), label="cols")
         x[:, cols] = data.draw(st.floats(-1e6, 1e6), label="value")
         return x, y
-    est = _est(name)
-    _check(name, build, None if est.allow_constant else r"constant column", answer=True)
+    # Constant columns are dropped in the base class (MI is unchanged), all of x constant is MI 0.
+    _check(name, build, None, answer=True, answers=("finite",))
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -107,3 +107,14 @@ def test_a_misspelt_parameter_is_an_error(name):
     # Constructor arguments are the parameters: a typo in a config's params must not be ignored.
     with pytest.raises(TypeError, match="stpes"):
         estimators.get(name, stpes=5)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_a_constant_column_changes_nothing(name, data):
+    # MI(X, c; Y) = MI(X; Y): the estimate must be the one without the column, through both entry points.
+    x, y = data
+    with_const = np.hstack([x, np.full((len(x), 1), 3.0)])
+    plain = make(name).estimate(x, y)
+    est = make(name).estimate(with_const, y)
+    assert est.mi == plain.mi and est.info["dropped_constant_columns"] == {"x": [2]}
+    assert make(name).estimate_batch([(with_const, y)])[0].mi == plain.mi

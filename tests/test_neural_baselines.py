@@ -143,7 +143,7 @@ def test_seeded_runs_are_reproducible(name):
     assert a.mi != c.mi
 
 
-@pytest.mark.parametrize("name", ["mine", "minde_c"])
+@pytest.mark.parametrize("name", ["mine", "infonce", "minde_c", "minde_j"])
 def test_diverging_dataset_fails_alone(name):
     """Unstandardised values beyond float32's range (valid float64 input) make the
     training loss NaN: that dataset must come back as a failure, trained in the
@@ -155,6 +155,32 @@ def test_diverging_dataset_fails_alone(name):
     ref = estimators.get(name, **params).estimate_batch([good, good])
     assert not out[1].ok and "non-finite" in out[1].info["error"]
     assert math.isnan(out[1].mi)
+    assert out[0].ok and out[2].ok
+    assert [out[0].mi, out[2].mi] == pytest.approx([e.mi for e in ref], abs=1e-6)
+
+
+@pytest.mark.parametrize("name", ["mine", "infonce", "minde_c", "minde_j"])
+def test_divergence_mid_training_fails_that_dataset_alone(name, monkeypatch):
+    """A loss that turns NaN after 25 steps, for the middle dataset of a stacked group only: it
+    is a failure naming the step, and its neighbours end exactly as they would without it."""
+    good, other = gaussian(200, seed=4), gaussian(200, seed=5)
+    params = {"steps": 40, "eval_every": 20}
+    est = estimators.get(name, **params)
+    cls = type(est._objective(est._group_key(*est.validate(*good))))
+    real, calls = cls.loss, {"n": 0}
+
+    def loss(self, *args):
+        value, state = real(self, *args)
+        calls["n"] += 1
+        if calls["n"] == 25:
+            value = value * torch.tensor([1.0, float("nan"), 1.0])
+        return value, state
+
+    monkeypatch.setattr(cls, "loss", loss)
+    out = est.estimate_batch([good, other, good])
+    monkeypatch.undo()
+    ref = estimators.get(name, **params).estimate_batch([good, good])
+    assert not out[1].ok and "non-finite training loss at step 25" in out[1].info["error"]
     assert out[0].ok and out[2].ok
     assert [out[0].mi, out[2].mi] == pytest.approx([e.mi for e in ref], abs=1e-6)
 
