@@ -7,9 +7,14 @@ import numpy as np
 import pytest
 
 import estimators
+from estimators.neural.training import NeuralEstimator
 from estimators.registry import _REGISTRY
 
 NAMES = estimators.available()
+
+
+def trained_per_dataset(name):
+    return issubclass(_REGISTRY[name], NeuralEstimator)
 
 
 def make(name):
@@ -46,12 +51,16 @@ def test_row_permutation_invariance(name, data):
     perm = np.random.default_rng(1).permutation(len(x))
     a = make(name).estimate(x, y).mi
     b = make(name).estimate(x[perm], y[perm]).mi
-    if _REGISTRY[name].deterministic and not _REGISTRY[name].amortised and name in ("ksg", "gaussian"):
-        assert a == pytest.approx(b, abs=1e-9)
+    if trained_per_dataset(name):
+        # The held-out split and the minibatches follow the row order, as they follow the seed:
+        # a permutation may move the estimate by as much as another seed does, no more.
+        seeds = [estimators.get(name, **{**_REGISTRY[name].test_params, "seed": s}).estimate(x, y).mi
+                 for s in range(1, 5)]
+        assert abs(a - b) <= max(np.ptp(seeds + [a]), 0.01)
     elif _REGISTRY[name].amortised:
         assert a == pytest.approx(b, abs=1e-4)  # set functions: float reassociation only
     else:
-        assert a == pytest.approx(b, abs=0.35)  # trained per dataset: minibatch order differs
+        assert a == pytest.approx(b, abs=1e-9)
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -83,9 +92,10 @@ def test_batch_matches_single(name, data, gaussian_pair):
     assert len(batch) == 2 and all(isinstance(b, estimators.Estimate) for b in batch)
     if _REGISTRY[name].deterministic:
         single = [make(name).estimate(*s).mi for s in sets]
-        tol = 1e-4 if _REGISTRY[name].amortised else 1e-9
-        if name not in ("ksg", "gaussian") and not _REGISTRY[name].amortised:
-            tol = 0.35  # batched training of per-dataset networks: same objective, other arithmetic
+        # Per-dataset networks trained in a stack end as they would alone, up to float reassociation
+        # (padded reductions), which training carries along: 1.6e-4 nats here, 0.0018 at most over
+        # 64 datasets and 2,000 steps (benchmarks/neural_baselines_bench.py).
+        tol = 1e-4 if _REGISTRY[name].amortised else 2e-3 if trained_per_dataset(name) else 1e-9
         assert [b.mi for b in batch] == pytest.approx(single, abs=tol)
 
 
@@ -118,3 +128,15 @@ def test_a_constant_column_changes_nothing(name, data):
     est = make(name).estimate(with_const, y)
     assert est.mi == plain.mi and est.info["dropped_constant_columns"] == {"x": [2]}
     assert make(name).estimate_batch([(with_const, y)])[0].mi == plain.mi
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_dependence_scores_above_independence(name, data):
+    # The weakest accuracy claim, which every new estimator gets for free at its defaults
+    # (per-estimator tests check analytic values): the dependent pair (MI 0.413 nats, n = 300)
+    # scores well above an independent pair of the same shape, which scores near 0 (MINDE-C's
+    # upward small-sample bias is ~0.1 nats there).
+    x, y = data
+    indep = np.random.default_rng(7).standard_normal((len(x), 4))
+    dep, ind = estimators.get(name).estimate(x, y).mi, estimators.get(name).estimate(indep[:, :2], indep[:, 2:]).mi
+    assert abs(ind) < 0.15 and dep - ind > 0.2, (dep, ind)

@@ -221,9 +221,10 @@ def test_bad_input_errors(mist):
 @pytest.mark.parametrize("name", ["mist", "mist_qr"])
 def test_shipped_weights_accurate_on_gaussians(name):
     est = estimators.get(name)
-    # Mean over four seeds. Five equal moderate pairs are a documented weakness (README, "Known
-    # weaknesses": both models overshoot by 0.2-0.4 nats there); the bound keeps it from growing.
-    for (dx, rho), (lo, hi) in (((1, 0.75), (-0.3, 0.3)), ((2, 0.0), (-0.3, 0.3)), ((5, 0.5), (-0.3, 0.5))):
+    # Mean over four seeds (measured: +0.01..+0.03 nats on the first two). Five equal moderate pairs
+    # are a documented weakness (README, "Known weaknesses": both models overshoot by 0.2-0.4 nats
+    # there); the bound keeps it from growing.
+    for (dx, rho), (lo, hi) in (((1, 0.75), (-0.1, 0.1)), ((2, 0.0), (-0.1, 0.1)), ((5, 0.5), (-0.3, 0.5))):
         got = [est.estimate(*gaussian_pair(500, dx, dx, rho, seed=s)[:2]).mi for s in range(7, 11)]
         err = np.mean(got) - gaussian_pair(500, dx, dx, rho)[2]
         assert lo < err < hi, (name, dx, rho, got, err)
@@ -269,8 +270,8 @@ def test_metadataset_shard_deterministic(tmp_path):
     a, b = tmp_path / "a.npz", tmp_path / "b.npz"
     assert metadataset.build_shard(SMALL, 3, a) == 12
     metadataset.build_shard(SMALL, 3, b)
-    ra, rb = list(metadataset.read_shard(a)), list(metadataset.read_shard(b))
-    assert all(p["mi"] == q["mi"] and np.array_equal(p["x"], q["x"]) for p, q in zip(ra, rb))
+    assert a.read_bytes() == b.read_bytes()  # the same spec and shard give the same bytes
+    ra = list(metadataset.read_shard(a))
     other = list(metadataset.read_shard(metadataset.build_shard(SMALL, 4, tmp_path / "c.npz") and tmp_path / "c.npz"))
     assert [p["mi"] for p in ra] != [p["mi"] for p in other]
     s1 = next(metadataset.stream_batches(SMALL, 4, seed=1))

@@ -75,6 +75,8 @@ def test_minde_j_sigma_orders_and_does_not_overshoot():
     mi = [e.mi for e in est]
     assert all(e.ok for e in est) and mi == sorted(mi), mi
     assert all(-0.05 < m < 1.1 * t for m, t in zip(mi, truth)), (mi, truth)
+    # ... and is not near 0 where there is information (measured 0.352 / 1.064 of 0.413 / 1.164)
+    assert all(m > 0.75 * t for m, t in zip(mi[1:], truth[1:])), (mi, truth)
 
 
 def test_independent_variables_give_small_mi():
