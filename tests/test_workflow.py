@@ -1,4 +1,5 @@
 """End to end: the smoke config through snakemake in a temporary directory."""
+import json
 import re
 import shutil
 import subprocess
@@ -86,3 +87,40 @@ def test_torch_estimators_ask_for_a_gpu_and_the_others_do_not(tmp_path):
             gpu.setdefault(w.group(1), set()).add(int(g.group(1)))
     assert gpu["ksg"] == {0} and gpu["gaussian"] == {0}
     assert all(gpu[e] == {1} for e in ("mine", "infonce", "minde_c", "mist", "mist_qr", "infonet")), gpu
+
+
+@pytest.mark.slow
+def test_training_rules_and_trained_estimators_through_the_dag(tmp_path):
+    """The smoke corpus with the DAG training its own tiny MIST, MIST_QR and InfoNet and running
+    them and MINE; then a forced retrain (a rerun that once lost its weights) must succeed."""
+    import yaml
+
+    cfg = yaml.safe_load((ROOT / "config" / "smoke.yaml").read_text())
+    tiny = {"max_steps": 6, "max_minutes": 2, "val_every": 3, "batch_size": 8, "workers": 0, "seed": 1,
+            "data": {"val_size": 16, "n": [10, 60], "d": [1, 4]}, "model": {"width": 16, "heads": 2}}
+    cfg["use_shipped_weights"] = False
+    cfg["models"] = {
+        "mist": {"trainer": "mist", "threads": 1, "train": tiny},
+        "mist_qr": {"trainer": "mist", "threads": 1, "train": dict(tiny, quantile=True, calib_size=32)},
+        "infonet": {"trainer": "infonet", "threads": 1,
+                    "train": {"steps": 6, "minutes": 2, "n_min": 20, "n_max": 100, "batch_size": 4, "seed": 0}}}
+    cfg["estimators"].update({
+        "mist": {"estimator": "mist", "model": "mist", "corpora": ["standard"]},
+        "mist_qr": {"estimator": "mist_qr", "model": "mist_qr", "corpora": ["standard"]},
+        "infonet": {"estimator": "infonet", "model": "infonet", "params": {"n_projections": 4},
+                    "corpora": ["standard"]},
+        "mine": {"estimator": "mine", "params": {"steps": 30, "eval_every": 10}, "corpora": ["standard"]}})
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(cfg))
+    out, work = tmp_path / "results", tmp_path / "work"
+    work.mkdir()
+    cmd = ["snakemake", "-s", str(ROOT / "Snakefile"), "-d", str(work), "--cores", "2", "-q",
+           "--configfile", str(tmp_path / "config.yaml"), "--config", f"results={out}"]
+    r = subprocess.run(cmd, cwd=work, capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    mse = pd.read_csv(out / "tables" / "mse_by_nbin.csv")
+    assert {"mist", "mist_qr", "mine"} <= set(mse["estimator"]) and mse["estimator"].str.startswith("infonet").any()
+    cards = {m: json.loads((out / "models" / f"{m}.json").read_text()) for m in ("mist", "mist_qr", "infonet")}
+    assert cards["mist"]["training"]["steps"] > 0 and cards["mist_qr"]["kind"] == "mist_qr"
+    again = subprocess.run(cmd + ["--forcerun", "train_mist"], cwd=work, capture_output=True, text=True, timeout=900)
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    assert (out / "models" / "mist.safetensors").is_file()
