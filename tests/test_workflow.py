@@ -60,6 +60,15 @@ def test_wrong_type_fails_schema(tmp_path):
     assert r.returncode != 0 and "shards" in r.stdout + r.stderr
 
 
+def test_keys_of_the_other_corpus_kind_fail_schema(tmp_path):
+    # `n` on a families corpus (planned from its blocks) would be ignored: an error instead.
+    bad = tmp_path / "bad.yaml"
+    bad.write_text((ROOT / "config" / "smoke.yaml").read_text().replace("    shards: 2\n", "    shards: 2\n    n: [10]\n"))
+    r = subprocess.run(["snakemake", "-n", "--configfile", str(bad)], cwd=ROOT, capture_output=True,
+                       text=True, timeout=300)
+    assert r.returncode != 0 and "Error validating config" in r.stdout + r.stderr
+
+
 def test_readme_slurm_command_plans_the_paper_dag():
     """The README's SLURM command, exactly as printed, with --dry-run appended."""
     import re
