@@ -9,8 +9,9 @@
 - features: normalisation (copula | standard), k_pairs, side_input;
 - model: width, heads, inducing, n_isab, ff_mult, head_hidden;
 - optimiser: lr, weight_decay, eps, clip, warmup_steps, final_lr_frac, batch_size;
-- budget: max_steps and/or max_minutes (whichever comes first; the cosine
-  schedule follows the larger of the two progress fractions), val_every;
+- budget: max_steps and/or max_minutes (whichever comes first), val_every;
+  schedule_by: what the cosine schedule follows, "first" (the larger of the two
+  progress fractions), "steps" or "minutes";
 - workers (data-loader processes streaming fresh datasets), replay_pool, threads, seed, resume;
 - init_weights: start from a checkpoint (a later training stage); ema_decay: validate and
   save an exponential moving average of the weights instead of the raw weights;
@@ -21,9 +22,10 @@ Fresh datasets are streamed by worker processes (`workers`); every batch
 shares one n, so no padding is needed. When no fresh batch is ready the step
 replays one from a pool of recent batches (`replay_pool`, 0 = never), so the
 trainer does not idle on a busy CPU; which batches get replayed then depends
-on the machine's load, so such runs are not bit-reproducible. With `workers: 0`
-(data made in the trainer, never replayed) and a step budget, a run is
-reproducible from its seed. The best checkpoint on the
+on the machine's load, so such runs are not bit-reproducible. With one worker
+(or `workers: 0`), `replay_pool: 0`, `schedule_by: steps` and a step budget that
+binds before the minute budget, a run is reproducible from its seed: the same
+weights, byte for byte (the card records which budget stopped the run). The best checkpoint on the
 validation split is saved with `estimators.checkpoint.save_checkpoint`; a
 resume file next to the loss CSV lets an interrupted run continue.
 """
@@ -45,8 +47,8 @@ from torch.utils.data import IterableDataset
 
 from benchmarks import metadataset
 from benchmarks.code_digest import code_digest
-from estimators.atomic import atomic_path
-from estimators.checkpoint import save_checkpoint
+from estimators.atomic import atomic_path, write_text
+from estimators.checkpoint import card_path, save_checkpoint
 from estimators.device import resolve_device
 from estimators.mist.features import FeatureConfig, batch_features
 from estimators.mist.model import Architecture, MISTNet
@@ -71,6 +73,7 @@ DEFAULTS: dict[str, Any] = {
     "final_lr_frac": 0.05,
     "max_steps": 1_000_000,
     "max_minutes": 5.0,
+    "schedule_by": "first",  # first | steps | minutes: what the cosine schedule's progress follows
     "val_every": 250,
     "taus_per_dataset": 8,
     "swap_augment": True,
@@ -307,6 +310,8 @@ def check_params(params: dict[str, Any] | None) -> dict[str, Any]:
     """The merged parameters, each part checked (data spec, families, features, architecture):
     the workflow calls this when it parses the config, long before the training job runs."""
     p = merge_params(params)
+    if p["schedule_by"] not in ("first", "steps", "minutes"):
+        raise ValueError(f"schedule_by must be first, steps or minutes, got {p['schedule_by']!r}")
     metadataset.train_families(metadataset.full_spec(p["data"]))
     build_model(p)
     return p
@@ -428,7 +433,9 @@ def train(params: dict[str, Any] | None, out_weights, log_csv, device: str | Non
         if step >= max_steps or elapsed >= max_sec:
             break
         tok, ctx, g, mi = source.next()
-        progress = max(step / max_steps, elapsed / max_sec)
+        # The step fraction alone keeps the schedule independent of the machine's speed (reproducible).
+        progress = {"steps": step / max_steps, "minutes": elapsed / max_sec}.get(
+            p["schedule_by"], max(step / max_steps, elapsed / max_sec))
         for grp in opt.param_groups:
             grp["lr"] = p["lr"] * _lr_factor(progress, step, p)
         tok, ctx, g, mi = tok.to(dev), ctx.to(dev), g.to(dev), mi.to(dev)
@@ -463,7 +470,12 @@ def train(params: dict[str, Any] | None, out_weights, log_csv, device: str | Non
     fh.close()
     save_resume(complete=True)
     final = card(best_metrics)
-    final["training"]["final_step"] = step
+    # Which budget ended the run, on the saved card too: only a step-bound run is reproducible.
+    ended = {"final_step": step, "stopped_by": "max_steps" if step >= max_steps else "max_minutes"}
+    final["training"].update(ended)
+    saved_card = json.loads(card_path(out_weights).read_text())
+    saved_card["training"].update(ended)
+    write_text(card_path(out_weights), json.dumps(saved_card, indent=2, sort_keys=True))
     if quantile and p["calibrate"]:
         from estimators.mist.calibration import calibrate
 
