@@ -6,6 +6,10 @@ def _estimate_inputs(wc):
     return inputs
 
 
+def _estimator_class(wc):
+    return estimator_class(ESTIMATORS[wc.estimator]["estimator"])
+
+
 def _estimator_entry(wc):
     entry = dict(ESTIMATORS[wc.estimator])
     params = dict(entry.get("params") or {})
@@ -21,11 +25,11 @@ rule estimate:
         f"{RESULTS}/estimates/{{corpus}}/{{estimator}}/shard-{{shard}}.csv",
     params:
         entry=_estimator_entry,
-        code=lambda wc: code("estimate_shard.py", estimator_class(ESTIMATORS[wc.estimator]["estimator"]).__module__),
+        code=lambda wc: code("estimate_shard.py", _estimator_class(wc).__module__),
     threads: lambda wc: ESTIMATORS[wc.estimator].get("threads", 1)
     resources:
         # A torch estimator asks for a GPU unless its entry says `gpu: 0`.
-        gpu=lambda wc: ESTIMATORS[wc.estimator].get("gpu", int(estimator_class(ESTIMATORS[wc.estimator]["estimator"]).uses_gpu)),
+        gpu=lambda wc: ESTIMATORS[wc.estimator].get("gpu", int(_estimator_class(wc).uses_gpu)),
         mem_mb=4000,
         runtime=120,
     log:
