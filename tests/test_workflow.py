@@ -71,7 +71,6 @@ def test_keys_of_the_other_corpus_kind_fail_schema(tmp_path):
 
 def test_readme_slurm_command_plans_the_paper_dag():
     """The README's SLURM command, exactly as printed, with --dry-run appended."""
-    import re
     import shlex
 
     readme = (ROOT / "README.md").read_text()
