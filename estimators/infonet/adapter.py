@@ -71,7 +71,7 @@ def _standardize(a: np.ndarray) -> np.ndarray:
 @register
 class InfoNetEstimator(Estimator):
     name = "infonet"
-    min_n = 10  # cross-fitting halves the rows; training saw n >= 200 per half
+    min_n = 10  # where the null-offset table starts (measured there); the shipped weights trained on n >= 20
     allow_constant = True
     deterministic = True
     amortised = True
