@@ -6,8 +6,9 @@ current. The rules therefore carry `code_digest(...)` as a param, and a changed
 param reruns the job. The digest covers the script and every module of this
 project it imports, followed statically (ast) through `import` statements
 anywhere in a file, including function-local ones, so it errs towards
-rerunning. A package's `__init__` is covered but its imports are not followed:
-the registry's own imports would otherwise tie every estimator to every other.
+rerunning. A package's `__init__` that runs only as the parent of an imported
+submodule is covered but not followed (the set does not depend on the order of
+the walk); a package imported by its own name (`import estimators`) is followed.
 """
 from __future__ import annotations
 
@@ -65,25 +66,26 @@ def _imported(path: Path, name: str | None) -> set[str]:
 
 @lru_cache(maxsize=None)
 def _closure(path: Path, name: str | None) -> frozenset[Path]:
-    seen: dict[Path, str | None] = {}
+    followed: set[Path] = set()
+    covered: set[Path] = set()  # parent packages of what is imported: they run, their imports need not
     todo = [(path, name)]
     while todo:
         p, n = todo.pop()
-        if p in seen:
+        if p in followed:
             continue
-        seen[p] = n
+        followed.add(p)
         for mod in _imported(p, n):
             parts = mod.split(".")
             for i in range(1, len(parts) + 1):
                 sub = ".".join(parts[:i])
                 f = _module_file(sub)
-                if f is None or f in seen:
+                if f is None:
                     continue
                 if f.name == "__init__.py" and i < len(parts):
-                    seen[f] = None  # a parent package runs on import: covered, not followed
-                else:
-                    todo.append((f, sub))
-    return frozenset(seen)
+                    covered.add(f)
+                elif f not in followed:
+                    todo.append((f, sub))  # a module, or a package imported by its own name
+    return frozenset(followed | covered)
 
 
 def code_files(script: str | Path | None = None, modules: Iterable[str] = ()) -> list[Path]:

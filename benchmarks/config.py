@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 import estimators
+from estimators.registry import estimator_class
 from benchmarks.corpora import plan, sizes, _bmi_items
 from benchmarks.families import get_family, split_families
 
@@ -46,10 +47,14 @@ def check(config: dict[str, Any]) -> None:
             errors.append(f"{where}.estimator: unknown estimator {entry['estimator']!r}; "
                           f"available: {', '.join(names)}")
         else:
-            # Build it once (with the shipped weights, for a trained model): a misspelt or
-            # out-of-range parameter fails here, before any corpus is built.
+            # Build it once (with the shipped weights, for a trained model; on the CPU, since the
+            # DAG may be parsed on a node without the jobs' GPUs): a misspelt or out-of-range
+            # parameter fails here, before any corpus is built.
+            params = dict(entry.get("params") or {})
+            if estimator_class(entry["estimator"]).uses_gpu:
+                params["device"] = "cpu"
             try:
-                estimators.get(entry["estimator"], **(entry.get("params") or {}))
+                estimators.get(entry["estimator"], **params)
             except (TypeError, ValueError) as err:
                 errors.append(f"{where}.params: {err}")
         for c in entry.get("corpora", []):

@@ -388,6 +388,19 @@ def test_an_interrupted_training_run_resumes_with_its_best_weights_and_curve(tmp
     assert card["training"]["final_step"] == 4
 
 
+def test_a_training_run_without_a_finite_validation_fails_clearly_and_reruns(tmp_path, monkeypatch):
+    import estimators.mist.training as training
+
+    nan = float("nan")
+    keys = ("loss", "mse", "mse_[10,100]", "mse_(100,300]", "mse_(300,500]")
+    monkeypatch.setattr(training.Validation, "metrics", lambda self, model, dev: dict.fromkeys(keys, nan))
+    w = tmp_path / "m.safetensors"
+    for _ in range(2):  # the second run must not trip over the first one's resume state
+        with pytest.raises(RuntimeError, match="no finite validation loss"):
+            training.train(_TINY, w, w.with_suffix(".csv"))
+    assert not w.exists()
+
+
 def test_training_ema_saves_the_average(tmp_path):
     """With ema_decay the checkpoint holds the weight average, which differs from the raw weights."""
     import torch

@@ -120,6 +120,9 @@ def test_config_check_names_the_key():
     # Parameters are checked when the DAG is parsed, not inside the job after the corpora are built.
     with pytest.raises(ValueError, match=r"estimators.ksg.params: .*'kk'"):
         check(_config(estimators={"ksg": {"estimator": "ksg", "params": {"kk": 5}, "corpora": ["c"]}}))
+    # ... on the CPU: the DAG may be parsed on a node without the GPUs its jobs will get.
+    check(_config(estimators={"ksg": {"estimator": "ksg", "corpora": ["c"]},
+                              "mine": {"estimator": "mine", "params": {"device": "cuda"}, "corpora": ["c"]}}))
     with pytest.raises(ValueError, match=r"estimators.mine.params: .*steps"):
         check(_config(estimators={"ksg": {"estimator": "ksg", "corpora": ["c"]},
                                   "mine": {"estimator": "mine", "params": {"steps": 0}, "corpora": ["c"]}}))

@@ -39,9 +39,9 @@ def conformal_scale(scales: np.ndarray, level: float) -> float:
 
 def calibrate(weights: str, size: int = 600, seed: int = 424242, level: float = 0.9) -> dict:
     """Compute the spread scale for a mist_qr checkpoint and write it into its card (weights unchanged)."""
-    import estimators
+    from estimators.mist.adapter import MIST_QR  # imported by name: the workflow's code digest follows it
 
-    est = estimators.get("mist_qr", weights=weights, calibrated=False)
+    est = MIST_QR(weights=weights, calibrated=False)
     items = metadataset.validation_set({"val_size": size, "val_seed": seed})
     out = est.estimate_batch([(d["x"], d["y"]) for d in items])
     lo, hi = est.params["interval"]

@@ -349,7 +349,7 @@ def train(params: dict[str, Any] | None, out_weights, log_csv, device: str | Non
             step, seen, elapsed0 = int(state["step"]), int(state["seen"]), float(state["elapsed"])
             best, best_state = float(state["best"]), state["best_model"]
             best_card, rows = json.loads(state["best_card"]), json.loads(state["rows"])
-            best_metrics = dict(best_card["validation"])
+            best_metrics = dict(best_card["validation"]) if best_card else {}  # None: no finite validation yet
             print(f"resuming from step {step} ({resume_path})", file=sys.stderr)
         else:
             why = "a finished run" if state.get("complete") else "other parameters or code"
@@ -468,7 +468,10 @@ def train(params: dict[str, Any] | None, out_weights, log_csv, device: str | Non
     source.close()
     bar.close()
     fh.close()
-    save_resume(complete=True)
+    if best_card is None:
+        save_resume(complete=True)  # a rerun starts afresh
+        raise RuntimeError(f"MIST training diverged: no finite validation loss in {step} steps "
+                           f"(see {log_csv}); no checkpoint written")
     final = card(best_metrics)
     # Which budget ended the run, on the saved card too: only a step-bound run is reproducible.
     ended = {"final_step": step, "stopped_by": "max_steps" if step >= max_steps else "max_minutes"}
@@ -480,6 +483,7 @@ def train(params: dict[str, Any] | None, out_weights, log_csv, device: str | Non
         from estimators.mist.calibration import calibrate
 
         final["calibration"] = calibrate(str(out_weights), size=int(p["calib_size"]))
+    save_resume(complete=True)  # only now: a retry after a failed calibration resumes, not retrains
     return final
 
 

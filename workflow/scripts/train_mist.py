@@ -1,9 +1,10 @@
 """Snakemake script: train MIST or MIST_QR (logic in estimators.mist.training).
 
 params.train is the training dict (`quantile: true` for MIST_QR); outputs are
-the weights (.safetensors, card next to it) and the loss-curve CSV. The job's
-cores (`models.<model>.threads`) hold `train.threads` torch threads plus
-`train.workers` data processes.
+the weights (.safetensors, card next to it) and the loss-curve CSV. Torch runs
+`train.threads` threads and `train.workers` data processes feed it; the scheduler
+reserves `models.<model>.threads` cores for the job (the default config reserves
+one per training for one thread and one worker, so that both trainings run at once).
 """
 from benchmarks.joblog import job_log
 from estimators.mist.training import train
