@@ -57,10 +57,6 @@ def _tex(v) -> str:
 def mse_by_nbin(summary: pd.DataFrame, value: str = "mse") -> pd.DataFrame:
     """Pivot: rows (corpus, split, estimator), columns n-bins, cells `value`. An estimator or
     bin with no value at all (every estimate failed) stays in the table as an empty cell."""
-    return _by_nbin(summary, value)
-
-
-def _by_nbin(summary: pd.DataFrame, value: str) -> pd.DataFrame:
     # unstack, not pivot_table: pivot_table drops all-NaN rows and columns (or, with dropna=False,
     # adds every corpus x split x estimator combination, present or not).
     piv = summary.groupby(["corpus", "split", "estimator", "n_bin"], sort=True)[value].first().unstack("n_bin")
@@ -75,4 +71,4 @@ def with_ci(summary: pd.DataFrame) -> pd.DataFrame:
     s = summary.copy()
     s["mse_ci"] = [f"{_fmt(m)} [{_fmt(lo)}, {_fmt(hi)}]" + (f" ({k}/{n} failed)" if k else "")
                    for m, lo, hi, k, n in zip(s["mse"], s["mse_lo"], s["mse_hi"], s["failed"], s["datasets"])]
-    return _by_nbin(s, "mse_ci")
+    return mse_by_nbin(s, "mse_ci")

@@ -39,13 +39,14 @@ def bootstrap_values(f: Callable[[np.ndarray, np.ndarray], float], x: np.ndarray
     return np.asarray(values)
 
 
-def centred_interval(estimate: float, values: np.ndarray, level: float) -> tuple[float, float]:
-    """The central `level` interval of the resamples, shifted so their median sits on `estimate`."""
-    alpha = (1.0 - level) / 2.0
-    lo, mid, hi = np.quantile(values, [alpha, 0.5, 1.0 - alpha])
-    return float(estimate + lo - mid), float(estimate + hi - mid)
-
-
 def centred_quantiles(estimate: float, values: np.ndarray, levels=CALIBRATION_LEVELS) -> dict[float, float]:
+    """Quantiles of the resamples, shifted so that their median sits on `estimate`."""
     shift = estimate - float(np.median(values))
     return {float(t): float(q) + shift for t, q in zip(levels, np.quantile(values, levels))}
+
+
+def centred_interval(estimate: float, values: np.ndarray, level: float) -> tuple[float, float]:
+    """The central `level` interval of the resamples, centred as `centred_quantiles`."""
+    alpha = (1.0 - level) / 2.0
+    q = centred_quantiles(estimate, values, (alpha, 1.0 - alpha))
+    return q[alpha], q[1.0 - alpha]

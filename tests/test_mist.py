@@ -326,15 +326,17 @@ def test_training_smoke_writes_loadable_checkpoint(tmp_path):
     assert rows[0].startswith("step,") and len(rows) >= 2
 
 
+_TINY = {"max_steps": 4, "max_minutes": 5, "val_every": 2, "batch_size": 8, "workers": 0, "seed": 3,
+         "data": {"val_size": 8, "n": [10, 40], "d": [2, 4]}, "model": {"width": 16, "heads": 2}}
+
+
 @pytest.mark.parametrize("workers", [0, 1])
 def test_training_is_reproducible_from_its_seed(tmp_path, workers):
     """No replays, a step budget and the schedule on steps (the DAG's config): the same seed writes
     the same weights, byte for byte, with the data made inline or by a worker process."""
     from estimators.mist.training import train
 
-    params = {"max_steps": 4, "max_minutes": 5, "val_every": 2, "batch_size": 8, "workers": workers,
-              "replay_pool": 0, "schedule_by": "steps",
-              "data": {"val_size": 8, "n": [10, 40], "d": [2, 4]}, "model": {"width": 16, "heads": 2}}
+    params = dict(_TINY, workers=workers, replay_pool=0, schedule_by="steps")
     paths = [tmp_path / f"{name}.safetensors" for name in ("a", "b", "c")]
     for path, seed in zip(paths, (3, 3, 4)):
         card = train(dict(params, seed=seed), path, path.with_suffix(".csv"))
@@ -342,10 +344,6 @@ def test_training_is_reproducible_from_its_seed(tmp_path, workers):
     assert a == b and a != c
     assert card["training"]["stopped_by"] == "max_steps"
     assert json.loads(paths[2].with_suffix(".json").read_text())["training"]["stopped_by"] == "max_steps"
-
-
-_TINY = {"max_steps": 4, "max_minutes": 5, "val_every": 2, "batch_size": 8, "workers": 0, "seed": 3,
-         "data": {"val_size": 8, "n": [10, 40], "d": [2, 4]}, "model": {"width": 16, "heads": 2}}
 
 
 def _snakemake_deletes_outputs(weights):

@@ -42,30 +42,29 @@ def test_smoke_dag(tmp_path):
     assert (out / "report.html").stat().st_size > 10_000
 
 
-def test_bad_config_fails_before_any_job(tmp_path):
+def _dry_run_smoke_with(tmp_path, old, new, *extra):
+    """`snakemake -n` on the smoke config with `old` replaced by `new`."""
     bad = tmp_path / "bad.yaml"
-    bad.write_text((ROOT / "config" / "smoke.yaml").read_text().replace("estimator: ksg", "estimator: kgs"))
-    r = subprocess.run(["snakemake", "-n", "--configfile", str(bad), "--config", f"results={tmp_path}/r"],
-                       cwd=ROOT, capture_output=True, text=True, timeout=300)
+    bad.write_text((ROOT / "config" / "smoke.yaml").read_text().replace(old, new))
+    return subprocess.run(["snakemake", "-n", "--configfile", str(bad), *extra], cwd=ROOT, capture_output=True,
+                          text=True, timeout=300)
+
+
+def test_bad_config_fails_before_any_job(tmp_path):
+    r = _dry_run_smoke_with(tmp_path, "estimator: ksg", "estimator: kgs", "--config", f"results={tmp_path}/r")
     assert r.returncode != 0
     assert "estimators.ksg.estimator: unknown estimator 'kgs'" in r.stdout + r.stderr
     assert not (tmp_path / "r").exists()
 
 
 def test_wrong_type_fails_schema(tmp_path):
-    bad = tmp_path / "bad.yaml"
-    bad.write_text((ROOT / "config" / "smoke.yaml").read_text().replace("shards: 2", "shards: two"))
-    r = subprocess.run(["snakemake", "-n", "--configfile", str(bad)], cwd=ROOT, capture_output=True,
-                       text=True, timeout=300)
+    r = _dry_run_smoke_with(tmp_path, "shards: 2", "shards: two")
     assert r.returncode != 0 and "shards" in r.stdout + r.stderr
 
 
 def test_keys_of_the_other_corpus_kind_fail_schema(tmp_path):
     # `n` on a families corpus (planned from its blocks) would be ignored: an error instead.
-    bad = tmp_path / "bad.yaml"
-    bad.write_text((ROOT / "config" / "smoke.yaml").read_text().replace("    shards: 2\n", "    shards: 2\n    n: [10]\n"))
-    r = subprocess.run(["snakemake", "-n", "--configfile", str(bad)], cwd=ROOT, capture_output=True,
-                       text=True, timeout=300)
+    r = _dry_run_smoke_with(tmp_path, "    shards: 2\n", "    shards: 2\n    n: [10]\n")
     assert r.returncode != 0 and "Error validating config" in r.stdout + r.stderr
 
 
