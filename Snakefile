@@ -21,6 +21,7 @@ report: "workflow/report/workflow.rst"
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/corpora.smk"
+include: "workflow/rules/metadataset.smk"
 include: "workflow/rules/training.smk"
 include: "workflow/rules/estimate.smk"
 include: "workflow/rules/evaluate.smk"

@@ -12,23 +12,31 @@ A spec (from config) looks like
                               # minimum if that is higher, e.g. 2 for the 2pair families) ...
      "p_unequal": 0.2,        # ... except this fraction, where dx and dy are drawn independently
      "per_shard": 1000,       # datasets per shard (sharded generation)
+     "n_block": 1,            # shards: consecutive runs of this many datasets share one n (a training batch)
+     "shards": 0,             # training data: 0 streams fresh batches; K > 0 reads K shards, epoch after epoch
      "val_size": 600, "val_seed": 12345,
      "n_small_frac": 0.0, "n_small": [10, 100]}   # optional oversampling of small n (training only)
 
 Everything is deterministic from (seed, shard) or (seed, worker): the same spec
 gives the same datasets. Two ways to get data:
-- `build_shard(spec, shard, out_path)` writes one .npz (atomically) for sharded,
-  parallel generation by the workflow;
+- `build_shard(spec, shard, out_path)` writes one .npz (atomically); the workflow's
+  `metadataset_shard` rule builds the shards in parallel, and `shard_batches`
+  serves them to training as batches (one n per `n_block`), epoch after epoch,
+  as the published MIST trains on a fixed meta-dataset;
 - `stream_batches(spec, batch_size, seed)` yields fresh batches forever (each
   batch shares one n), for long training runs: no epoch ever repeats.
 
-    python -m benchmarks.metadataset --seconds 10     # generation throughput
+    python -m benchmarks.metadataset --seconds 10                       # generation throughput
+    python -m benchmarks.metadataset --build DIR --spec '{"shards": 4}' # a training run's shards
 """
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import time
+import zipfile
+from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
@@ -38,7 +46,7 @@ from benchmarks.families import IMD_FAMILIES, OOMD_FAMILIES, TRAIN_FAMILIES, dim
 from estimators.atomic import atomic_path
 
 DEFAULT_SPEC: dict[str, Any] = {
-    "seed": 0, "n": [10, 500], "d": [2, 32], "p_unequal": 0.2, "per_shard": 1000,
+    "seed": 0, "n": [10, 500], "d": [2, 32], "p_unequal": 0.2, "per_shard": 1000, "n_block": 1, "shards": 0,
     "val_size": 600, "val_seed": 12345, "val_n_step": 10, "val_n_points": 0,
     "n_small_frac": 0.0, "n_small": [10, 100],
 }
@@ -54,7 +62,29 @@ def full_spec(spec: dict[str, Any] | None) -> dict[str, Any]:
         raise ValueError(f"unknown meta-dataset keys {unknown}; known: {', '.join([*DEFAULT_SPEC, *_FAMILY_KEYS])}")
     out = dict(DEFAULT_SPEC)
     out.update(spec or {})
+    for key in ("per_shard", "n_block"):
+        if int(out[key]) < 1:
+            raise ValueError(f"meta-dataset {key} must be >= 1, got {out[key]}")
+    if int(out["shards"]) < 0:
+        raise ValueError(f"meta-dataset shards must be >= 0 (0: stream), got {out['shards']}")
+    if int(out["per_shard"]) % int(out["n_block"]):
+        raise ValueError(f"meta-dataset per_shard ({out['per_shard']}) must be a multiple of n_block "
+                         f"({out['n_block']}), so that every block of one n is whole")
     return out
+
+
+def training_shard_spec(data: dict[str, Any] | None, batch_size: int) -> dict[str, Any]:
+    """The spec of a training run's shards: its data spec with one n per training batch."""
+    spec = full_spec(data)
+    if "n_block" in (data or {}) and int(data["n_block"]) != int(batch_size):
+        raise ValueError(f"meta-dataset n_block ({data['n_block']}) must equal the training batch_size "
+                         f"({batch_size}), or be left out: a training batch shares one n")
+    return full_spec(dict(spec, n_block=int(batch_size)))
+
+
+def spec_digest(spec: dict[str, Any]) -> str:
+    """A short name for a spec's shards (shared by every training run of the same data)."""
+    return hashlib.sha256(json.dumps(full_spec(spec), sort_keys=True).encode()).hexdigest()[:12]
 
 
 def train_families(spec: dict[str, Any]) -> tuple[str, ...]:
@@ -112,7 +142,12 @@ def generate_shard(spec: dict[str, Any], shard: int) -> list[dict[str, Any]]:
     spec = full_spec(spec)
     fams = train_families(spec)
     rng = _rng(spec, _TAG_TRAIN, shard)
-    return [draw_dataset(spec, fams, draw_n(spec, rng), rng) for _ in range(int(spec["per_shard"]))]
+    out, block = [], int(spec["n_block"])
+    for i in range(int(spec["per_shard"])):
+        if i % block == 0:
+            n = draw_n(spec, rng)
+        out.append(draw_dataset(spec, fams, n, rng))
+    return out
 
 
 def build_shard(spec: dict[str, Any], shard: int, out_path) -> int:
@@ -141,17 +176,68 @@ def build_shard(spec: dict[str, Any], shard: int, out_path) -> int:
     return len(items)
 
 
+def shard_paths(directory, spec: dict[str, Any]) -> list[Path]:
+    """Where the `shards` shards of `spec` live under `directory` (the workflow's layout)."""
+    return [Path(directory) / spec_digest(spec) / f"shard-{i:03d}.npz" for i in range(int(full_spec(spec)["shards"]))]
+
+
 def read_shard(path) -> Iterator[dict[str, Any]]:
     """Yield the datasets of a shard written by `build_shard`."""
-    with np.load(path, allow_pickle=False) as z:
-        n, dx, dy, mi, fam = z["n"], z["dx"], z["dy"], z["mi"], z["family"]
-        xs, ys = z["x"], z["y"]
-    ox = np.concatenate([[0], np.cumsum(n * dx)])
-    oy = np.concatenate([[0], np.cumsum(n * dy)])
-    for i in range(len(n)):
-        yield {"family": str(fam[i]), "n": int(n[i]), "dx": int(dx[i]), "dy": int(dy[i]), "mi": float(mi[i]),
-               "x": xs[ox[i]:ox[i + 1]].reshape(n[i], dx[i]).astype(np.float64),
-               "y": ys[oy[i]:oy[i + 1]].reshape(n[i], dy[i]).astype(np.float64)}
+    shard = _Shard(path)
+    for i in range(len(shard)):
+        yield shard.dataset(i)
+
+
+class _Shard:
+    """One shard's arrays (float32, as stored); datasets are cut out on demand."""
+
+    def __init__(self, path, spec: dict[str, Any] | None = None) -> None:
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                arrays = {k: z[k] for k in ("n", "dx", "dy", "mi", "family", "x", "y", "spec", "shard")}
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
+            raise ValueError(f"{path}: not a readable meta-dataset shard ({type(err).__name__}: {err})") from None
+        self.path, self.index = str(path), int(arrays.pop("shard"))
+        stored = json.loads(str(arrays.pop("spec")))
+        if spec is not None and full_spec(stored) != full_spec(spec):
+            diff = sorted(k for k in set(stored) | set(spec) if stored.get(k) != full_spec(spec).get(k))
+            raise ValueError(f"{path} was built from another meta-dataset spec (differs in {diff}); rebuild it")
+        self.n, self.dx, self.dy, self.mi, self.family, self.x, self.y = (
+            arrays[k] for k in ("n", "dx", "dy", "mi", "family", "x", "y"))
+        self.ox = np.concatenate([[0], np.cumsum(self.n * self.dx)])
+        self.oy = np.concatenate([[0], np.cumsum(self.n * self.dy)])
+
+    def __len__(self) -> int:
+        return len(self.n)
+
+    def dataset(self, i: int) -> dict[str, Any]:
+        n, dx, dy = int(self.n[i]), int(self.dx[i]), int(self.dy[i])
+        return {"family": str(self.family[i]), "n": n, "dx": dx, "dy": dy, "mi": float(self.mi[i]),
+                "x": self.x[self.ox[i]:self.ox[i + 1]].reshape(n, dx).astype(np.float64),
+                "y": self.y[self.oy[i]:self.oy[i + 1]].reshape(n, dy).astype(np.float64)}
+
+
+def shard_batches(paths, spec: dict[str, Any], seed: int, part: tuple[int, int] = (0, 1)
+                  ) -> Iterator[list[dict[str, Any]]]:
+    """Training batches from the shards of `spec` (built with its `n_block`), forever: every
+    epoch visits each block of one n once, in an order drawn from (seed, epoch). With
+    part = (i, k), only every k-th block from the i-th on (one of k data workers)."""
+    spec = full_spec(spec)
+    shards = [_Shard(p, spec) for p in paths]
+    indices = sorted(s.index for s in shards)
+    if indices != list(range(len(shards))):
+        raise ValueError(f"shards must be numbered 0..{len(shards) - 1} once each, got indices {indices}")
+    block = int(spec["n_block"])
+    blocks = [(s, i) for s in shards for i in range(0, len(s), block)][part[0]::part[1]]
+    if not blocks:
+        raise ValueError(f"no training blocks for data worker {part[0]} of {part[1]} in {len(shards)} shards")
+    epoch = 0
+    while True:
+        order = np.random.default_rng(np.random.SeedSequence([int(seed), _TAG_TRAIN, epoch])).permutation(len(blocks))
+        for k in order:
+            s, i = blocks[k]
+            yield [s.dataset(j) for j in range(i, i + block)]
+        epoch += 1
 
 
 def validation_set(spec: dict[str, Any]) -> list[dict[str, Any]]:
@@ -204,9 +290,20 @@ def throughput(spec: dict[str, Any] | None = None, seconds: float = 10.0, featur
 
 
 def main(argv=None) -> None:
-    ap = argparse.ArgumentParser(description="Meta-dataset generation throughput (one core).")
+    ap = argparse.ArgumentParser(description="Meta-dataset generation throughput (one core), or build shards.")
     ap.add_argument("--seconds", type=float, default=10.0)
+    ap.add_argument("--build", metavar="DIR", help="write the spec's shards (its `shards` of them) into DIR")
+    ap.add_argument("--spec", default="{}", help="meta-dataset spec as JSON (with --build)")
+    ap.add_argument("--batch-size", type=int, default=64, help="with --build: the training batch size (one n each)")
     args = ap.parse_args(argv)
+    if args.build:
+        spec = training_shard_spec(json.loads(args.spec), args.batch_size)
+        if int(spec["shards"]) < 1:
+            raise SystemExit("--build needs a spec with shards >= 1")
+        for path in shard_paths(args.build, spec):
+            build_shard(spec, int(path.stem.split("-")[1]), path)
+            print(path)
+        return
     for label, feat in (("generation", False), ("generation + MIST features", True)):
         wall = throughput(seconds=args.seconds, features=feat)
         print(f"{label}: {wall:.0f} datasets/s wall, {throughput.last_cpu_rate:.0f} datasets per CPU-second")

@@ -280,6 +280,46 @@ def test_metadataset_shard_deterministic(tmp_path):
     assert len({d["n"] for d in s1}) == 1
 
 
+def _built(tmp_path, spec):
+    paths = metadataset.shard_paths(tmp_path, spec)
+    for i, path in enumerate(paths):
+        metadataset.build_shard(spec, i, path)
+    return paths
+
+
+def test_shard_batches_share_one_n_and_cover_each_block_once_per_epoch(tmp_path):
+    spec = metadataset.training_shard_spec(dict(SMALL, shards=2), 4)  # 2 shards x 3 blocks of 4
+    paths = _built(tmp_path, spec)
+    it = metadataset.shard_batches(paths, spec, seed=0)
+    epochs = [[next(it) for _ in range(6)] for _ in range(2)]
+    for epoch in epochs:
+        assert all(len(b) == 4 and len({d["n"] for d in b}) == 1 for b in epoch)
+        assert sorted(round(b[0]["mi"], 9) for b in epoch) == sorted(
+            round(d["mi"], 9) for p in paths for i, d in enumerate(metadataset.read_shard(p)) if i % 4 == 0)
+    assert [b[0]["mi"] for b in epochs[0]] != [b[0]["mi"] for b in epochs[1]]  # a new order each epoch
+    again = metadataset.shard_batches(paths, spec, seed=0)
+    assert all(np.array_equal(next(again)[1]["x"], b[1]["x"]) for b in epochs[0])
+    # Two data workers split the blocks between them.
+    halves = [[next(metadataset.shard_batches(paths, spec, 0, (w, 2)))[0]["mi"] for _ in range(1)] for w in (0, 1)]
+    assert halves[0] != halves[1]
+
+
+def test_shards_of_another_spec_or_a_bad_set_are_clear_errors(tmp_path):
+    spec = metadataset.training_shard_spec(dict(SMALL, shards=2), 4)
+    paths = _built(tmp_path, spec)
+    with pytest.raises(ValueError, match="another meta-dataset spec.*seed"):
+        next(metadataset.shard_batches(paths, dict(spec, seed=6), seed=0))
+    with pytest.raises(ValueError, match="numbered 0..1"):
+        next(metadataset.shard_batches([paths[0], paths[0]], spec, seed=0))
+    paths[1].write_bytes(paths[1].read_bytes()[:100])
+    with pytest.raises(ValueError, match="not a readable meta-dataset shard"):
+        next(metadataset.shard_batches(paths, spec, seed=0))
+    with pytest.raises(ValueError, match="multiple of n_block"):
+        metadataset.full_spec(dict(SMALL, n_block=5))
+    with pytest.raises(ValueError, match="must equal the training batch_size"):
+        metadataset.training_shard_spec(dict(SMALL, shards=2, n_block=3), 4)
+
+
 def test_metadataset_family_split():
     train = {d["family"] for d in metadataset.generate_shard(dict(SMALL, per_shard=200), 0)}
     assert train <= set(TRAIN_FAMILIES) and not train & set(OOMD_FAMILIES)
@@ -344,6 +384,22 @@ def test_training_is_reproducible_from_its_seed(tmp_path, workers):
     assert a == b and a != c
     assert card["training"]["stopped_by"] == "max_steps"
     assert json.loads(paths[2].with_suffix(".json").read_text())["training"]["stopped_by"] == "max_steps"
+
+
+def test_training_from_shards_is_reproducible_and_needs_its_shards(tmp_path):
+    from estimators.mist.training import check_params, data_spec, train
+
+    params = dict(_TINY, replay_pool=0, schedule_by="steps", data=dict(_TINY["data"], shards=2, per_shard=16))
+    paths = _built(tmp_path / "md", data_spec(check_params(params)))
+    out = [tmp_path / f"{k}.safetensors" for k in "ab"]
+    for w in out:
+        card = train(params, w, w.with_suffix(".csv"), shards=paths)
+    assert out[0].read_bytes() == out[1].read_bytes()
+    assert card["training"]["meta_dataset_size"] == 32 and card["training"]["datasets_seen"] == 4 * 8
+    with pytest.raises(ValueError, match="pass the 2 shard files"):
+        train(params, tmp_path / "c.safetensors", tmp_path / "c.csv")
+    with pytest.raises(ValueError, match="data.shards is 0"):
+        train(_TINY, tmp_path / "c.safetensors", tmp_path / "c.csv", shards=paths)
 
 
 def _snakemake_deletes_outputs(weights):

@@ -99,12 +99,14 @@ def test_torch_estimators_ask_for_a_gpu_and_the_others_do_not(tmp_path):
 @pytest.mark.slow
 def test_training_rules_and_trained_estimators_through_the_dag(tmp_path):
     """The smoke corpus with the DAG training its own tiny MIST, MIST_QR and InfoNet and running
-    them and MINE; then a forced retrain (a rerun that once lost its weights) must succeed."""
+    them and MINE; then a forced retrain (a rerun that once lost its weights) must succeed.
+    MIST and MIST_QR read a sharded meta-dataset (built once by the metadataset_shard rules)."""
     import yaml
 
     cfg = yaml.safe_load((ROOT / "config" / "smoke.yaml").read_text())
     tiny = {"max_steps": 6, "max_minutes": 2, "val_every": 3, "batch_size": 8, "workers": 0, "seed": 1,
-            "data": {"val_size": 16, "n": [10, 60], "d": [1, 4]}, "model": {"width": 16, "heads": 2}}
+            "data": {"val_size": 16, "n": [10, 60], "d": [1, 4], "shards": 2, "per_shard": 16},
+            "model": {"width": 16, "heads": 2}}
     cfg["use_shipped_weights"] = False
     cfg["models"] = {
         "mist": {"trainer": "mist", "threads": 1, "train": tiny},
@@ -128,6 +130,11 @@ def test_training_rules_and_trained_estimators_through_the_dag(tmp_path):
     assert {"mist", "mist_qr", "mine"} <= set(mse["estimator"]) and mse["estimator"].str.startswith("infonet").any()
     cards = {m: json.loads((out / "models" / f"{m}.json").read_text()) for m in ("mist", "mist_qr", "infonet")}
     assert cards["mist"]["training"]["steps"] > 0 and cards["mist_qr"]["kind"] == "mist_qr"
+    # One set of shards for both models (same data spec), one n per training batch.
+    shards = sorted((out / "metadataset").glob("*/shard-*.npz"))
+    assert [p.name for p in shards] == ["shard-000.npz", "shard-001.npz"], shards
+    assert cards["mist"]["training"]["meta_dataset_size"] == 32
+    assert cards["mist_qr"]["training"]["data_spec"]["n_block"] == 8
     again = subprocess.run(cmd + ["--forcerun", "train_mist"], cwd=work, capture_output=True, text=True, timeout=900)
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
     assert (out / "models" / "mist.safetensors").is_file()

@@ -104,12 +104,18 @@ def merge_params(params: dict[str, Any] | None) -> dict[str, Any]:
 
 
 class FeatureStream(IterableDataset):
-    """Infinite stream of featurised training batches (fresh datasets, one n per batch)."""
+    """Infinite stream of featurised training batches (one n per batch): fresh datasets, or,
+    with `shards`, the blocks of a fixed meta-dataset epoch after epoch (`part` = (worker,
+    workers) takes that worker's share of the blocks)."""
 
     def __init__(self, data_spec: dict[str, Any], fcfg: FeatureConfig, batch_size: int, seed: int,
-                 swap_augment: bool) -> None:
+                 swap_augment: bool, shards: list[str] | None = None, part: tuple[int, int] = (0, 1)) -> None:
         self.data_spec, self.fcfg, self.batch_size = data_spec, fcfg, batch_size
-        self.seed, self.swap_augment = seed, swap_augment
+        self.seed, self.swap_augment, self.shards, self.part = seed, swap_augment, shards, part
+
+    def for_worker(self, worker: int, workers: int) -> "FeatureStream":
+        return FeatureStream(self.data_spec, self.fcfg, self.batch_size, self.seed * 10 + worker,
+                             self.swap_augment, self.shards, (worker, workers))
 
     def __iter__(self):
         info = torch.utils.data.get_worker_info()
@@ -117,7 +123,11 @@ class FeatureStream(IterableDataset):
         torch.set_num_threads(1)
         seed = self.seed * 1000 + wid
         rng = np.random.default_rng(np.random.SeedSequence([seed, 77]))
-        for batch in metadataset.stream_batches(self.data_spec, self.batch_size, seed):
+        if self.shards:
+            batches = metadataset.shard_batches(self.shards, self.data_spec, seed, self.part)
+        else:
+            batches = metadataset.stream_batches(self.data_spec, self.batch_size, seed)
+        for batch in batches:
             swap = rng.random(len(batch)) < 0.5 if self.swap_augment else None
             tok, ctx, g = batch_features([(d["x"], d["y"]) for d in batch], self.fcfg, rng, swap)
             mi = np.array([d["mi"] for d in batch], dtype=np.float32)
@@ -164,9 +174,8 @@ class BatchSource:
             ctx = mp.get_context("spawn")  # not fork: BMI imports JAX, whose threads make fork unsafe
             self.queue = ctx.Queue(maxsize=8)
             for w in range(workers):
-                st = FeatureStream(stream.data_spec, stream.fcfg, stream.batch_size, stream.seed * 10 + w,
-                                   stream.swap_augment)
-                proc = ctx.Process(target=_produce, args=(st, self.queue, os.getpid()), daemon=True)
+                proc = ctx.Process(target=_produce, args=(stream.for_worker(w, workers), self.queue, os.getpid()),
+                                   daemon=True)
                 proc.start()
                 self.procs.append(proc)
         else:
@@ -312,21 +321,36 @@ def check_params(params: dict[str, Any] | None) -> dict[str, Any]:
     p = merge_params(params)
     if p["schedule_by"] not in ("first", "steps", "minutes"):
         raise ValueError(f"schedule_by must be first, steps or minutes, got {p['schedule_by']!r}")
-    metadataset.train_families(metadataset.full_spec(p["data"]))
+    metadataset.train_families(data_spec(p))
     build_model(p)
     return p
 
 
-def train(params: dict[str, Any] | None, out_weights, log_csv, device: str | None = None) -> dict[str, Any]:
-    """Train MIST or MIST_QR; write the best checkpoint and the loss curve. Returns the final card."""
+def data_spec(p: dict[str, Any]) -> dict[str, Any]:
+    """The meta-dataset spec a run trains on; from shards (`data.shards` > 0), one n per batch."""
+    if int(metadataset.full_spec(p["data"])["shards"]):
+        return metadataset.training_shard_spec(p["data"], int(p["batch_size"]))
+    return metadataset.full_spec(p["data"])
+
+
+def train(params: dict[str, Any] | None, out_weights, log_csv, device: str | None = None,
+          shards: list[str] | None = None) -> dict[str, Any]:
+    """Train MIST or MIST_QR; write the best checkpoint and the loss curve. Returns the final card.
+    With `data.shards` = K > 0, `shards` are the K files of the run's meta-dataset
+    (`benchmarks.metadataset.shard_paths`; the workflow's `metadataset_shard` rule builds them)."""
     p = check_params(params)
+    spec = data_spec(p)
+    n_shards = int(spec["shards"])
+    if n_shards and len(shards or []) != n_shards:
+        raise ValueError(f"data.shards = {n_shards}: pass the {n_shards} shard files of this meta-dataset "
+                         f"(got {len(shards or [])}); build them with `python -m benchmarks.metadataset --build`")
+    if not n_shards and shards:
+        raise ValueError("shard files given, but data.shards is 0 (the run streams fresh datasets)")
     torch.set_num_threads(int(p["threads"]))
     torch.manual_seed(int(p["seed"]))
     dev = resolve_device(device)
     model, fcfg = build_model(p)
     model.to(dev)
-    data_spec = metadataset.full_spec(p["data"])
-    metadataset.train_families(data_spec)  # fail early on a forbidden family
     opt = torch.optim.AdamW(_param_groups(model, p["weight_decay"]), lr=p["lr"], eps=p["eps"])
     ema_decay, ema_state = float(p["ema_decay"]), None
     if ema_decay and not 0.0 < ema_decay < 1.0:  # checked before anything on disk is touched
@@ -364,9 +388,9 @@ def train(params: dict[str, Any] | None, out_weights, log_csv, device: str | Non
         load_checkpoint(model, p["init_weights"], device=str(dev))
     ema = _make_ema(model, ema_decay, ema_state)  # after loading: it averages from these weights
 
-    val = Validation(data_spec, fcfg)
-    stream = FeatureStream(data_spec, fcfg, int(p["batch_size"]), int(p["seed"]) * 100_003 + step,
-                           bool(p["swap_augment"]))
+    val = Validation(spec, fcfg)
+    stream = FeatureStream(spec, fcfg, int(p["batch_size"]), int(p["seed"]) * 100_003 + step,
+                           bool(p["swap_augment"]), [str(s) for s in shards or []] or None)
     source = BatchSource(stream, int(p["workers"]), int(p["replay_pool"]), fcfg.k_pairs, int(p["seed"]) + step)
     quantile = bool(p["quantile"])
     max_steps, max_sec = int(p["max_steps"]), 60.0 * float(p["max_minutes"] or 1e9)
@@ -385,8 +409,10 @@ def train(params: dict[str, Any] | None, out_weights, log_csv, device: str | Non
     def card(metrics):
         return {"kind": "mist_qr" if quantile else "mist", "architecture": model.arch.to_dict(),
                 "features": fcfg.to_dict(), "normalisation": fcfg.normalisation,
-                "training": {"params": p, "data_spec": data_spec, "steps": step, "datasets_seen": seen,
-                             "fresh_datasets": source.fresh * int(p["batch_size"]),
+                "training": {"params": p, "data_spec": spec, "steps": step, "datasets_seen": seen,
+                             # from shards, every epoch reads the same meta_dataset_size datasets again
+                             **({"meta_dataset_size": n_shards * int(spec["per_shard"])} if n_shards else
+                                {"fresh_datasets": source.fresh * int(p["batch_size"])}),
                              "minutes": round((elapsed0 + time.perf_counter() - t0) / 60, 2)},
                 "validation": metrics, "tau_grid": list(TAU_GRID) if quantile else None}
 
@@ -499,6 +525,8 @@ def main(argv=None) -> None:
     ap.add_argument("--out", required=True, help="weights path (.safetensors); the card goes next to it")
     ap.add_argument("--log", required=True, help="loss-curve CSV")
     ap.add_argument("--device")
+    ap.add_argument("--shard-dir", help="with data.shards > 0: where the meta-dataset shards are, or are built "
+                                        "(default: a metadataset/ folder next to --out)")
     args = ap.parse_args(argv)
     with open(args.config) as fh:
         cfg = yaml.safe_load(fh)
@@ -506,7 +534,15 @@ def main(argv=None) -> None:
         params = cfg["models"][args.model]["train"]
     except KeyError:
         raise SystemExit(f"{args.config} has no models.{args.model}.train entry") from None
-    card = train(params, args.out, args.log, device=args.device)
+    shards = None
+    p = check_params(params)
+    if int(data_spec(p)["shards"]):
+        spec = data_spec(p)
+        shards = metadataset.shard_paths(args.shard_dir or Path(args.out).parent / "metadataset", spec)
+        for i, path in enumerate(shards):
+            if not path.is_file():
+                metadataset.build_shard(spec, i, path)
+    card = train(params, args.out, args.log, device=args.device, shards=shards)
     print({"validation": card["validation"], "steps": card["training"]["final_step"]})
 
 

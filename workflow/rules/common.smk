@@ -3,6 +3,7 @@ import os
 from pathlib import Path
 
 from benchmarks.code_digest import code_digest
+from benchmarks.metadataset import shard_paths, spec_digest
 from benchmarks.config import check as _check_config
 from estimators.registry import estimator_class
 
@@ -44,3 +45,28 @@ def model_weights(model):
     if config.get("use_shipped_weights", False):
         return str(SHIPPED_DIR / MODELS[model].get("shipped", f"{model}.safetensors"))
     return f"{RESULTS}/models/{model}.safetensors"
+
+
+def _meta_specs():
+    """{model: meta-dataset spec} for the MIST trainings that read shards (`data.shards` > 0)."""
+    from estimators.mist.training import check_params, data_spec
+
+    out = {}
+    for name, spec in MODELS.items():
+        if spec["trainer"] == "mist":
+            s = data_spec(check_params(spec.get("train")))
+            if int(s["shards"]):
+                out[name] = s
+    return out
+
+
+META_SPECS = _meta_specs()
+# Shards are named by their spec's digest, so MIST and MIST_QR on the same data share them.
+META_BY_DIGEST = {spec_digest(s): s for s in META_SPECS.values()}
+
+
+def training_shards(model):
+    """The shard files a training run reads; [] when it streams fresh datasets."""
+    if model not in META_SPECS:
+        return []
+    return [str(p) for p in shard_paths(f"{RESULTS}/metadataset", META_SPECS[model])]

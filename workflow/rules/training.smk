@@ -9,6 +9,8 @@ def _train_rule(model_name):
     rule:
         name:
             f"train_{model_name}"
+        input:
+            shards=training_shards(model_name),
         output:
             weights=f"{RESULTS}/models/{model_name}.safetensors",
             card=f"{RESULTS}/models/{model_name}.json",

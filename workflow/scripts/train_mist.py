@@ -1,7 +1,8 @@
 """Snakemake script: train MIST or MIST_QR (logic in estimators.mist.training).
 
 params.train is the training dict (`quantile: true` for MIST_QR); outputs are
-the weights (.safetensors, card next to it) and the loss-curve CSV. Torch runs
+the weights (.safetensors, card next to it) and the loss-curve CSV; input.shards
+the meta-dataset shards when the run reads them (`data.shards` > 0). Torch runs
 `train.threads` threads and `train.workers` data processes feed it; the scheduler
 reserves `models.<model>.threads` cores for the job (the default config reserves
 one per training for one thread and one worker, so that both trainings run at once).
@@ -12,7 +13,8 @@ from estimators.mist.training import train
 
 def main(smk) -> None:
     with job_log(smk.log[0]) as log:
-        card = train(dict(smk.params.train), smk.output.weights, smk.output.log_csv)
+        card = train(dict(smk.params.train), smk.output.weights, smk.output.log_csv,
+                     shards=list(smk.input.shards) or None)
         print(f"best validation: {card['validation']}", file=log)
 
 

@@ -1,0 +1,20 @@
+# The meta-dataset of a MIST training run with `data.shards: K`, as K shard jobs that run in
+# parallel (a run with `shards: 0`, the default config's, streams fresh datasets instead).
+rule metadataset_shard:
+    output:
+        f"{RESULTS}/metadataset/{{spec}}/shard-{{shard}}.npz",
+    params:
+        spec=lambda wc: META_BY_DIGEST[wc.spec],
+        code=code("build_metadataset_shard.py"),
+    log:
+        f"{RESULTS}/logs/metadataset/{{spec}}/shard-{{shard}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/metadataset/{{spec}}/shard-{{shard}}.tsv"
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    wildcard_constraints:
+        spec=r"[0-9a-f]{12}",
+        shard=r"\d{3}",
+    script:
+        "../scripts/build_metadataset_shard.py"
