@@ -1,4 +1,6 @@
 """Runner, evaluation and config checks (no Snakemake)."""
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -172,6 +174,24 @@ def test_reference_copy_needs_the_headline_tables_not_the_ablation(tmp_path):
     (run / "tables" / "mse_by_nbin.csv").unlink()
     with pytest.raises(FileNotFoundError, match="mse_by_nbin.csv"):
         copy_reference(run, tmp_path / "ref2")
+
+
+def test_readme_tables_are_the_reference_run(tmp_path):
+    """The README's MSE tables are exactly what `--readme` writes from results/reference (so a new
+    reference run cannot leave stale numbers there), and a changed cell changes the README."""
+    from benchmarks.reference import update_readme
+
+    root = Path(__file__).resolve().parents[1]
+    readme = tmp_path / "README.md"
+    readme.write_text((root / "README.md").read_text())
+    update_readme(readme, root / "results" / "reference" / "mse_by_nbin.csv")
+    assert readme.read_text() == (root / "README.md").read_text()
+    mse = pd.read_csv(root / "results" / "reference" / "mse_by_nbin.csv")
+    row = (mse.corpus == "extended") & (mse.split == "imd") & (mse.estimator == "ksg")
+    mse.loc[row, "[10,100]"] = 1234.0
+    mse.to_csv(tmp_path / "changed.csv", index=False)
+    update_readme(readme, tmp_path / "changed.csv")
+    assert "| imd | ksg | 1234 |" in readme.read_text()
 
 
 def test_every_table_and_plot_has_its_report_caption():

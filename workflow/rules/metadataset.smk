@@ -1,11 +1,14 @@
 # The meta-dataset of a MIST training run with `data.shards: K`, as K shard jobs that run in
-# parallel (a run with `shards: 0`, the default config's, streams fresh datasets instead).
+# parallel (a run with `shards: 0` streams fresh datasets instead). Temporary: a few hundred MB
+# that the trainings read and nothing else; a retraining rebuilds them, byte for byte.
 rule metadataset_shard:
     output:
-        f"{RESULTS}/metadataset/{{spec}}/shard-{{shard}}.npz",
+        temp(f"{RESULTS}/metadataset/{{spec}}/shard-{{shard}}.npz"),
     params:
         spec=lambda wc: META_BY_DIGEST[wc.spec],
         code=code("build_metadataset_shard.py"),
+    # Before everything else, with the trainings that wait for them.
+    priority: 10
     log:
         f"{RESULTS}/logs/metadataset/{{spec}}/shard-{{shard}}.log",
     benchmark:
