@@ -188,20 +188,26 @@ def read_shard(path) -> Iterator[dict[str, Any]]:
         yield shard.dataset(i)
 
 
+def _open_shard(path, spec: dict[str, Any] | None, keys: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """Some arrays of a shard; an unreadable file or one of another spec is a ValueError naming it."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in ("spec", "shard", *keys)}
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
+        raise ValueError(f"{path}: not a readable meta-dataset shard ({type(err).__name__}: {err})") from None
+    stored = full_spec(json.loads(str(arrays["spec"])))
+    if spec is not None and stored != full_spec(spec):
+        want = full_spec(spec)
+        diff = sorted(k for k in set(stored) | set(want) if stored.get(k) != want.get(k))
+        raise ValueError(f"{path} was built from another meta-dataset spec (differs in {diff}); rebuild it")
+    return arrays
+
+
 class _Shard:
     """One shard's arrays (float32, as stored); datasets are cut out on demand."""
 
     def __init__(self, path, spec: dict[str, Any] | None = None) -> None:
-        try:
-            with np.load(path, allow_pickle=False) as z:
-                arrays = {k: z[k] for k in ("n", "dx", "dy", "mi", "family", "x", "y", "spec", "shard")}
-        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
-            raise ValueError(f"{path}: not a readable meta-dataset shard ({type(err).__name__}: {err})") from None
-        self.path, self.index = str(path), int(arrays.pop("shard"))
-        stored = json.loads(str(arrays.pop("spec")))
-        if spec is not None and full_spec(stored) != full_spec(spec):
-            diff = sorted(k for k in set(stored) | set(spec) if stored.get(k) != full_spec(spec).get(k))
-            raise ValueError(f"{path} was built from another meta-dataset spec (differs in {diff}); rebuild it")
+        arrays = _open_shard(path, spec, ("n", "dx", "dy", "mi", "family", "x", "y"))
         self.n, self.dx, self.dy, self.mi, self.family, self.x, self.y = (
             arrays[k] for k in ("n", "dx", "dy", "mi", "family", "x", "y"))
         self.ox = np.concatenate([[0], np.cumsum(self.n * self.dx)])
@@ -220,23 +226,25 @@ class _Shard:
 def shard_batches(paths, spec: dict[str, Any], seed: int, part: tuple[int, int] = (0, 1)
                   ) -> Iterator[list[dict[str, Any]]]:
     """Training batches from the shards of `spec` (built with its `n_block`), forever: every
-    epoch visits each block of one n once, in an order drawn from (seed, epoch). With
-    part = (i, k), only every k-th block from the i-th on (one of k data workers)."""
+    epoch visits each block of one n once, shards in an order drawn from (seed, epoch) and the
+    blocks of each in a drawn order. One shard is in memory at a time (the paper-scale meta-
+    dataset is ~16 GB). With part = (i, k), data worker i of k reads every k-th shard."""
     spec = full_spec(spec)
-    shards = [_Shard(p, spec) for p in paths]
-    indices = sorted(s.index for s in shards)
-    if indices != list(range(len(shards))):
-        raise ValueError(f"shards must be numbered 0..{len(shards) - 1} once each, got indices {indices}")
+    index = {int(_open_shard(p, spec, ())["shard"]): p for p in paths}  # checks every file up front
+    if sorted(index) != list(range(len(paths))):
+        raise ValueError(f"shards must be numbered 0..{len(paths) - 1} once each, got indices "
+                         f"{sorted(int(_open_shard(p, None, ())['shard']) for p in paths)}")
+    mine = [index[i] for i in range(len(paths))][part[0]::part[1]]
+    if not mine:
+        raise ValueError(f"data worker {part[0]} of {part[1]} has no shard: use at most {len(paths)} workers")
     block = int(spec["n_block"])
-    blocks = [(s, i) for s in shards for i in range(0, len(s), block)][part[0]::part[1]]
-    if not blocks:
-        raise ValueError(f"no training blocks for data worker {part[0]} of {part[1]} in {len(shards)} shards")
     epoch = 0
     while True:
-        order = np.random.default_rng(np.random.SeedSequence([int(seed), _TAG_TRAIN, epoch])).permutation(len(blocks))
-        for k in order:
-            s, i = blocks[k]
-            yield [s.dataset(j) for j in range(i, i + block)]
+        rng = np.random.default_rng(np.random.SeedSequence([int(seed), _TAG_TRAIN, epoch]))
+        for k in rng.permutation(len(mine)):
+            shard = _Shard(mine[k], spec)
+            for b in rng.permutation(len(shard) // block):
+                yield [shard.dataset(j) for j in range(b * block, (b + 1) * block)]
         epoch += 1
 
 

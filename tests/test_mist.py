@@ -299,9 +299,12 @@ def test_shard_batches_share_one_n_and_cover_each_block_once_per_epoch(tmp_path)
     assert [b[0]["mi"] for b in epochs[0]] != [b[0]["mi"] for b in epochs[1]]  # a new order each epoch
     again = metadataset.shard_batches(paths, spec, seed=0)
     assert all(np.array_equal(next(again)[1]["x"], b[1]["x"]) for b in epochs[0])
-    # Two data workers split the blocks between them.
-    halves = [[next(metadataset.shard_batches(paths, spec, 0, (w, 2)))[0]["mi"] for _ in range(1)] for w in (0, 1)]
-    assert halves[0] != halves[1]
+    # Two data workers read one shard each.
+    parts = [{round(next(it)[0]["mi"], 9) for _ in range(3)}
+             for it in (metadataset.shard_batches(paths, spec, 0, (w, 2)) for w in (0, 1))]
+    assert len(parts[0]) == len(parts[1]) == 3 and not parts[0] & parts[1]
+    with pytest.raises(ValueError, match="at most 2 workers"):
+        next(metadataset.shard_batches(paths, spec, 0, (2, 3)))
 
 
 def test_shards_of_another_spec_or_a_bad_set_are_clear_errors(tmp_path):

@@ -321,7 +321,11 @@ def check_params(params: dict[str, Any] | None) -> dict[str, Any]:
     p = merge_params(params)
     if p["schedule_by"] not in ("first", "steps", "minutes"):
         raise ValueError(f"schedule_by must be first, steps or minutes, got {p['schedule_by']!r}")
-    metadataset.train_families(data_spec(p))
+    spec = data_spec(p)
+    metadataset.train_families(spec)
+    if 0 < int(spec["shards"]) < int(p["workers"]):
+        raise ValueError(f"workers ({p['workers']}) must be at most data.shards ({spec['shards']}): "
+                         "each data worker reads its own shards")
     build_model(p)
     return p
 
