@@ -27,7 +27,7 @@ gives the same datasets. Two ways to get data:
   batch shares one n), for long training runs: no epoch ever repeats.
 
     python -m benchmarks.metadataset --seconds 10                       # generation throughput
-    python -m benchmarks.metadataset --build DIR --spec '{"shards": 4}' # a training run's shards
+    python -m benchmarks.metadataset --build DIR --spec '{"shards": 4, "per_shard": 1024}'  # a run's shards
 """
 from __future__ import annotations
 
@@ -62,12 +62,11 @@ def full_spec(spec: dict[str, Any] | None) -> dict[str, Any]:
         raise ValueError(f"unknown meta-dataset keys {unknown}; known: {', '.join([*DEFAULT_SPEC, *_FAMILY_KEYS])}")
     out = dict(DEFAULT_SPEC)
     out.update(spec or {})
-    for key in ("per_shard", "n_block"):
-        if int(out[key]) < 1:
-            raise ValueError(f"meta-dataset {key} must be >= 1, got {out[key]}")
-    if int(out["shards"]) < 0:
-        raise ValueError(f"meta-dataset shards must be >= 0 (0: stream), got {out['shards']}")
-    if int(out["per_shard"]) % int(out["n_block"]):
+    for key, least in (("per_shard", 1), ("n_block", 1), ("shards", 0)):
+        v = out[key]
+        if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < least:
+            raise ValueError(f"meta-dataset {key} must be an integer >= {least}, got {v!r}")
+    if out["per_shard"] % out["n_block"]:
         raise ValueError(f"meta-dataset per_shard ({out['per_shard']}) must be a multiple of n_block "
                          f"({out['n_block']}), so that every block of one n is whole")
     return out
@@ -76,15 +75,23 @@ def full_spec(spec: dict[str, Any] | None) -> dict[str, Any]:
 def training_shard_spec(data: dict[str, Any] | None, batch_size: int) -> dict[str, Any]:
     """The spec of a training run's shards: its data spec with one n per training batch."""
     spec = full_spec(data)
-    if "n_block" in (data or {}) and int(data["n_block"]) != int(batch_size):
+    if "n_block" in (data or {}) and data["n_block"] != batch_size:
         raise ValueError(f"meta-dataset n_block ({data['n_block']}) must equal the training batch_size "
                          f"({batch_size}), or be left out: a training batch shares one n")
+    if spec["per_shard"] % batch_size:
+        raise ValueError(f"meta-dataset per_shard ({spec['per_shard']}) must be a multiple of the training "
+                         f"batch_size ({batch_size}): a shard is read as whole batches of one n")
     return full_spec(dict(spec, n_block=int(batch_size)))
+
+
+def _as_stored(spec: dict[str, Any]) -> dict[str, Any]:
+    """The full spec as a shard stores it (JSON: tuples become lists)."""
+    return json.loads(json.dumps(full_spec(spec), sort_keys=True))
 
 
 def spec_digest(spec: dict[str, Any]) -> str:
     """A short name for a spec's shards (shared by every training run of the same data)."""
-    return hashlib.sha256(json.dumps(full_spec(spec), sort_keys=True).encode()).hexdigest()[:12]
+    return hashlib.sha256(json.dumps(_as_stored(spec), sort_keys=True).encode()).hexdigest()[:12]
 
 
 def train_families(spec: dict[str, Any]) -> tuple[str, ...]:
@@ -168,7 +175,7 @@ def build_shard(spec: dict[str, Any], shard: int, out_path) -> int:
         "family": np.array([it["family"] for it in items]),
         "x": np.concatenate([it["x"].astype(np.float32).ravel() for it in items]),
         "y": np.concatenate([it["y"].astype(np.float32).ravel() for it in items]),
-        "spec": np.array(json.dumps(full_spec(spec), sort_keys=True)),
+        "spec": np.array(json.dumps(_as_stored(spec), sort_keys=True)),
         "shard": np.array(shard),
     }
     with atomic_path(out_path) as tmp:
@@ -178,7 +185,7 @@ def build_shard(spec: dict[str, Any], shard: int, out_path) -> int:
 
 def shard_paths(directory, spec: dict[str, Any]) -> list[Path]:
     """Where the `shards` shards of `spec` live under `directory` (the workflow's layout)."""
-    return [Path(directory) / spec_digest(spec) / f"shard-{i:03d}.npz" for i in range(int(full_spec(spec)["shards"]))]
+    return [Path(directory) / spec_digest(spec) / f"shard-{i:03d}.npz" for i in range(full_spec(spec)["shards"])]
 
 
 def read_shard(path) -> Iterator[dict[str, Any]]:
@@ -196,8 +203,8 @@ def _open_shard(path, spec: dict[str, Any] | None, keys: tuple[str, ...]) -> dic
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
         raise ValueError(f"{path}: not a readable meta-dataset shard ({type(err).__name__}: {err})") from None
     stored = full_spec(json.loads(str(arrays["spec"])))
-    if spec is not None and stored != full_spec(spec):
-        want = full_spec(spec)
+    want = _as_stored(spec) if spec is not None else stored
+    if stored != want:
         diff = sorted(k for k in set(stored) | set(want) if stored.get(k) != want.get(k))
         raise ValueError(f"{path} was built from another meta-dataset spec (differs in {diff}); rebuild it")
     return arrays
@@ -223,29 +230,50 @@ class _Shard:
                 "y": self.y[self.oy[i]:self.oy[i + 1]].reshape(n, dy).astype(np.float64)}
 
 
-def shard_batches(paths, spec: dict[str, Any], seed: int, part: tuple[int, int] = (0, 1)
+def ordered_shards(paths, spec: dict[str, Any]) -> list[str]:
+    """The shard files of `spec` by shard index, each checked (readable, same spec, 0..K-1 once)."""
+    index = {int(_open_shard(p, spec, ())["shard"]): str(p) for p in paths}
+    if sorted(index) != list(range(len(paths))):
+        raise ValueError(f"shards must be numbered 0..{len(paths) - 1} once each, got indices "
+                         f"{sorted(int(_open_shard(p, None, ())['shard']) for p in paths)}")
+    return [index[i] for i in range(len(paths))]
+
+
+def shard_batches(paths, spec: dict[str, Any], seed: int, part: tuple[int, int] = (0, 1), skip: int = 0
                   ) -> Iterator[list[dict[str, Any]]]:
     """Training batches from the shards of `spec` (built with its `n_block`), forever: every
     epoch visits each block of one n once, shards in an order drawn from (seed, epoch) and the
     blocks of each in a drawn order. One shard is in memory at a time (the paper-scale meta-
-    dataset is ~16 GB). With part = (i, k), data worker i of k reads every k-th shard."""
+    dataset is ~16 GB). With part = (i, k), data worker i of k reads every k-th shard. `skip`
+    batches are passed over first (a resumed run continues its epoch), unread shards unloaded."""
     spec = full_spec(spec)
-    index = {int(_open_shard(p, spec, ())["shard"]): p for p in paths}  # checks every file up front
-    if sorted(index) != list(range(len(paths))):
-        raise ValueError(f"shards must be numbered 0..{len(paths) - 1} once each, got indices "
-                         f"{sorted(int(_open_shard(p, None, ())['shard']) for p in paths)}")
-    mine = [index[i] for i in range(len(paths))][part[0]::part[1]]
+    mine = ordered_shards(paths, spec)[part[0]::part[1]]
     if not mine:
         raise ValueError(f"data worker {part[0]} of {part[1]} has no shard: use at most {len(paths)} workers")
-    block = int(spec["n_block"])
+    block = spec["n_block"]
+    per = spec["per_shard"] // block  # blocks per shard
     epoch = 0
     while True:
         rng = np.random.default_rng(np.random.SeedSequence([int(seed), _TAG_TRAIN, epoch]))
         for k in rng.permutation(len(mine)):
+            blocks = rng.permutation(per)  # drawn even when skipped, so the order does not depend on skip
+            if skip >= per:
+                skip -= per
+                continue
             shard = _Shard(mine[k], spec)
-            for b in rng.permutation(len(shard) // block):
+            for b in blocks[skip:]:
                 yield [shard.dataset(j) for j in range(b * block, (b + 1) * block)]
+            skip = 0
         epoch += 1
+
+
+def build_missing(directory, spec: dict[str, Any]) -> list[Path]:
+    """The shard paths of `spec` under `directory`, building those that are not there yet."""
+    paths = shard_paths(directory, spec)
+    for i, path in enumerate(paths):
+        if not path.is_file():
+            build_shard(spec, i, path)
+    return paths
 
 
 def validation_set(spec: dict[str, Any]) -> list[dict[str, Any]]:
@@ -306,10 +334,9 @@ def main(argv=None) -> None:
     args = ap.parse_args(argv)
     if args.build:
         spec = training_shard_spec(json.loads(args.spec), args.batch_size)
-        if int(spec["shards"]) < 1:
+        if spec["shards"] < 1:
             raise SystemExit("--build needs a spec with shards >= 1")
-        for path in shard_paths(args.build, spec):
-            build_shard(spec, int(path.stem.split("-")[1]), path)
+        for path in build_missing(args.build, spec):
             print(path)
         return
     for label, feat in (("generation", False), ("generation + MIST features", True)):

@@ -57,8 +57,11 @@ def mse_table(mse, corpus: str, splits, names) -> str:
     lines = ["| split | estimator | " + " | ".join(_BINS) + " |", "| --- | --- | ---: | ---: | ---: |"]
     for split in splits:
         sub = mse[(mse.corpus == corpus) & (mse.split == split)].set_index("estimator")
+        missing = [e for e in names if e not in sub.index]
+        if missing:  # a row silently dropped from the README would hide a lost estimator
+            raise ValueError(f"no {corpus}/{split} MSE rows for {missing}")
         lines += [f"| {split} | {e} | " + " | ".join(_fmt(float(sub.loc[e, b])) for b in _BINS) + " |"
-                  for e in names if e in sub.index]
+                  for e in names]
     return "\n".join(lines)
 
 

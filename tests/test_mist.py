@@ -321,6 +321,21 @@ def test_shards_of_another_spec_or_a_bad_set_are_clear_errors(tmp_path):
         metadataset.full_spec(dict(SMALL, n_block=5))
     with pytest.raises(ValueError, match="must equal the training batch_size"):
         metadataset.training_shard_spec(dict(SMALL, shards=2, n_block=3), 4)
+    with pytest.raises(ValueError, match="multiple of the training batch_size"):
+        metadataset.training_shard_spec(dict(SMALL, shards=2), 5)
+    for key, bad in (("n_block", 2.5), ("shards", True), ("per_shard", "12"), ("shards", -1)):
+        with pytest.raises(ValueError, match=f"{key} must be an integer"):
+            metadataset.full_spec(dict(SMALL, **{key: bad}))
+
+
+def test_shards_resume_mid_epoch_and_read_specs_given_with_tuples(tmp_path):
+    spec = metadataset.training_shard_spec(dict(SMALL, shards=2, n=(10, 60)), 4)  # a tuple, as from Python
+    paths = _built(tmp_path, spec)
+    whole = metadataset.shard_batches(paths, spec, seed=7)
+    seq = [next(whole)[0]["mi"] for _ in range(10)]  # more than one epoch (6 blocks)
+    for skip in (2, 4, 7):
+        resumed = metadataset.shard_batches(paths, spec, seed=7, skip=skip)
+        assert [next(resumed)[0]["mi"] for _ in range(10 - skip)] == seq[skip:]
 
 
 def test_metadataset_family_split():
@@ -399,10 +414,18 @@ def test_training_from_shards_is_reproducible_and_needs_its_shards(tmp_path):
         card = train(params, w, w.with_suffix(".csv"), shards=paths)
     assert out[0].read_bytes() == out[1].read_bytes()
     assert card["training"]["meta_dataset_size"] == 32 and card["training"]["datasets_seen"] == 4 * 8
+    streamed = tmp_path / "s.safetensors"  # the same spec streamed: other data, other weights
+    train(dict(params, data=_TINY["data"]), streamed, streamed.with_suffix(".csv"))
+    assert streamed.read_bytes() != out[0].read_bytes()
     with pytest.raises(ValueError, match="pass the 2 shard files"):
         train(params, tmp_path / "c.safetensors", tmp_path / "c.csv")
     with pytest.raises(ValueError, match="data.shards is 0"):
         train(_TINY, tmp_path / "c.safetensors", tmp_path / "c.csv", shards=paths)
+    with pytest.raises(ValueError, match="multiple of workers"):
+        train(dict(params, workers=3), tmp_path / "c.safetensors", tmp_path / "c.csv", shards=paths)
+    paths[1].write_bytes(paths[1].read_bytes()[:200])  # the trainer itself names the broken file
+    with pytest.raises(ValueError, match="shard-001.npz: not a readable meta-dataset shard"):
+        train(dict(params, workers=1), tmp_path / "c.safetensors", tmp_path / "c.csv", shards=paths)
 
 
 def _snakemake_deletes_outputs(weights):

@@ -192,6 +192,9 @@ def test_readme_tables_are_the_reference_run(tmp_path):
     mse.to_csv(tmp_path / "changed.csv", index=False)
     update_readme(readme, tmp_path / "changed.csv")
     assert "| imd | ksg | 1234 |" in readme.read_text()
+    mse[~row].to_csv(tmp_path / "lost.csv", index=False)
+    with pytest.raises(ValueError, match=r"extended/imd MSE rows for \['ksg'\]"):
+        update_readme(readme, tmp_path / "lost.csv")
 
 
 def test_every_table_and_plot_has_its_report_caption():

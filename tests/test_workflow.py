@@ -130,12 +130,14 @@ def test_training_rules_and_trained_estimators_through_the_dag(tmp_path):
     assert {"mist", "mist_qr", "mine"} <= set(mse["estimator"]) and mse["estimator"].str.startswith("infonet").any()
     cards = {m: json.loads((out / "models" / f"{m}.json").read_text()) for m in ("mist", "mist_qr", "infonet")}
     assert cards["mist"]["training"]["steps"] > 0 and cards["mist_qr"]["kind"] == "mist_qr"
-    # One set of shards for both models (same data spec), one n per training batch; temporary files.
-    built = sorted((out / "logs" / "metadataset").glob("*/shard-*.log"))
-    assert [p.name for p in built] == ["shard-000.log", "shard-001.log"], built
-    assert not list((out / "metadataset").glob("*/*.npz"))
+    # One set of shards for both models (same data spec), one n per training batch.
+    shards = sorted((out / "metadataset").glob("*/shard-*.npz"))
+    assert [p.name for p in shards] == ["shard-000.npz", "shard-001.npz"], shards
     assert cards["mist"]["training"]["meta_dataset_size"] == 32
     assert cards["mist_qr"]["training"]["data_spec"]["n_block"] == 8
+    untouched = {p: p.stat().st_mtime_ns for p in [out / "models" / "mist_qr.safetensors", *shards]}
     again = subprocess.run(cmd + ["--forcerun", "train_mist"], cwd=work, capture_output=True, text=True, timeout=900)
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
     assert (out / "models" / "mist.safetensors").is_file()
+    # Retraining MIST leaves the shards, and so MIST_QR, alone.
+    assert {p: p.stat().st_mtime_ns for p in untouched} == untouched

@@ -12,14 +12,15 @@
 - budget: max_steps and/or max_minutes (whichever comes first), val_every;
   schedule_by: what the cosine schedule follows, "first" (the larger of the two
   progress fractions), "steps" or "minutes";
-- workers (data-loader processes streaming fresh datasets), replay_pool, threads, seed, resume;
+- workers (data-loader processes: fresh datasets, or with `data.shards` the shards' datasets,
+  featurised), replay_pool, threads, seed, resume;
 - init_weights: start from a checkpoint (a later training stage); ema_decay: validate and
   save an exponential moving average of the weights instead of the raw weights;
 - calibrate, calib_size: for MIST_QR, the conformal spread scale of the interval
   (estimators.mist.calibration) on held-out IMD datasets, written into the card.
 
-Fresh datasets are streamed by worker processes (`workers`); every batch
-shares one n, so no padding is needed. When no fresh batch is ready the step
+Datasets, fresh or from the shards, are featurised by worker processes (`workers`);
+every batch shares one n, so no padding is needed. When no fresh batch is ready the step
 replays one from a pool of recent batches (`replay_pool`, 0 = never), so the
 trainer does not idle on a busy CPU; which batches get replayed then depends
 on the machine's load, so such runs are not bit-reproducible. With one worker
@@ -105,17 +106,21 @@ def merge_params(params: dict[str, Any] | None) -> dict[str, Any]:
 
 class FeatureStream(IterableDataset):
     """Infinite stream of featurised training batches (one n per batch): fresh datasets, or,
-    with `shards`, the blocks of a fixed meta-dataset epoch after epoch (`part` = (worker,
-    workers) takes that worker's share of the blocks)."""
+    with `shards`, a fixed meta-dataset epoch after epoch. `part` = (worker, workers) takes
+    that worker's share of the shards; the shard order follows `order_seed`, after `skip`
+    batches (a resumed run), while `seed` drives everything else (row subsets, swaps)."""
 
     def __init__(self, data_spec: dict[str, Any], fcfg: FeatureConfig, batch_size: int, seed: int,
-                 swap_augment: bool, shards: list[str] | None = None, part: tuple[int, int] = (0, 1)) -> None:
+                 swap_augment: bool, shards: list[str] | None = None, part: tuple[int, int] = (0, 1),
+                 skip: int = 0, order_seed: int | None = None) -> None:
         self.data_spec, self.fcfg, self.batch_size = data_spec, fcfg, batch_size
         self.seed, self.swap_augment, self.shards, self.part = seed, swap_augment, shards, part
+        self.skip, self.order_seed = skip, seed if order_seed is None else order_seed
 
     def for_worker(self, worker: int, workers: int) -> "FeatureStream":
         return FeatureStream(self.data_spec, self.fcfg, self.batch_size, self.seed * 10 + worker,
-                             self.swap_augment, self.shards, (worker, workers))
+                             self.swap_augment, self.shards, (worker, workers), self.skip // workers,
+                             self.order_seed * 10 + worker)
 
     def __iter__(self):
         info = torch.utils.data.get_worker_info()
@@ -124,7 +129,8 @@ class FeatureStream(IterableDataset):
         seed = self.seed * 1000 + wid
         rng = np.random.default_rng(np.random.SeedSequence([seed, 77]))
         if self.shards:
-            batches = metadataset.shard_batches(self.shards, self.data_spec, seed, self.part)
+            batches = metadataset.shard_batches(self.shards, self.data_spec, self.order_seed * 1000 + wid,
+                                                self.part, self.skip)
         else:
             batches = metadataset.stream_batches(self.data_spec, self.batch_size, seed)
         for batch in batches:
@@ -323,9 +329,9 @@ def check_params(params: dict[str, Any] | None) -> dict[str, Any]:
         raise ValueError(f"schedule_by must be first, steps or minutes, got {p['schedule_by']!r}")
     spec = data_spec(p)
     metadataset.train_families(spec)
-    if 0 < int(spec["shards"]) < int(p["workers"]):
-        raise ValueError(f"workers ({p['workers']}) must be at most data.shards ({spec['shards']}): "
-                         "each data worker reads its own shards")
+    if spec["shards"] and spec["shards"] % max(1, int(p["workers"])):
+        raise ValueError(f"data.shards ({spec['shards']}) must be a multiple of workers ({p['workers']}): "
+                         "each data worker reads its own, equal share of the shards")
     build_model(p)
     return p
 
@@ -344,12 +350,14 @@ def train(params: dict[str, Any] | None, out_weights, log_csv, device: str | Non
     (`benchmarks.metadataset.shard_paths`; the workflow's `metadataset_shard` rule builds them)."""
     p = check_params(params)
     spec = data_spec(p)
-    n_shards = int(spec["shards"])
+    n_shards = spec["shards"]
     if n_shards and len(shards or []) != n_shards:
         raise ValueError(f"data.shards = {n_shards}: pass the {n_shards} shard files of this meta-dataset "
                          f"(got {len(shards or [])}); build them with `python -m benchmarks.metadataset --build`")
     if not n_shards and shards:
         raise ValueError("shard files given, but data.shards is 0 (the run streams fresh datasets)")
+    # Here, not in the data worker, so that a stale or broken shard fails with its own message.
+    shards = metadataset.ordered_shards(shards, spec) if n_shards else None
     torch.set_num_threads(int(p["threads"]))
     torch.manual_seed(int(p["seed"]))
     dev = resolve_device(device)
@@ -393,8 +401,10 @@ def train(params: dict[str, Any] | None, out_weights, log_csv, device: str | Non
     ema = _make_ema(model, ema_decay, ema_state)  # after loading: it averages from these weights
 
     val = Validation(spec, fcfg)
-    stream = FeatureStream(spec, fcfg, int(p["batch_size"]), int(p["seed"]) * 100_003 + step,
-                           bool(p["swap_augment"]), [str(s) for s in shards or []] or None)
+    base = int(p["seed"]) * 100_003
+    # A resumed run draws new row subsets and swaps, but continues its pass over the shards.
+    stream = FeatureStream(spec, fcfg, int(p["batch_size"]), base + step, bool(p["swap_augment"]), shards,
+                           skip=step, order_seed=base)
     source = BatchSource(stream, int(p["workers"]), int(p["replay_pool"]), fcfg.k_pairs, int(p["seed"]) + step)
     quantile = bool(p["quantile"])
     max_steps, max_sec = int(p["max_steps"]), 60.0 * float(p["max_minutes"] or 1e9)
@@ -530,7 +540,7 @@ def main(argv=None) -> None:
     ap.add_argument("--log", required=True, help="loss-curve CSV")
     ap.add_argument("--device")
     ap.add_argument("--shard-dir", help="with data.shards > 0: where the meta-dataset shards are, or are built "
-                                        "(default: a metadataset/ folder next to --out)")
+                                        "(default: metadataset/ beside the folder of --out, as the workflow)")
     args = ap.parse_args(argv)
     with open(args.config) as fh:
         cfg = yaml.safe_load(fh)
@@ -538,14 +548,9 @@ def main(argv=None) -> None:
         params = cfg["models"][args.model]["train"]
     except KeyError:
         raise SystemExit(f"{args.config} has no models.{args.model}.train entry") from None
-    shards = None
-    p = check_params(params)
-    if int(data_spec(p)["shards"]):
-        spec = data_spec(p)
-        shards = metadataset.shard_paths(args.shard_dir or Path(args.out).parent / "metadataset", spec)
-        for i, path in enumerate(shards):
-            if not path.is_file():
-                metadataset.build_shard(spec, i, path)
+    spec, shards = data_spec(check_params(params)), None
+    if spec["shards"]:  # the workflow's layout: results/models/<weights> and results/metadataset/
+        shards = metadataset.build_missing(args.shard_dir or Path(args.out).parent.parent / "metadataset", spec)
     card = train(params, args.out, args.log, device=args.device, shards=shards)
     print({"validation": card["validation"], "steps": card["training"]["final_step"]})
 

@@ -1,9 +1,10 @@
 # The meta-dataset of a MIST training run with `data.shards: K`, as K shard jobs that run in
-# parallel (a run with `shards: 0` streams fresh datasets instead). Temporary: a few hundred MB
-# that the trainings read and nothing else; a retraining rebuilds them, byte for byte.
+# parallel (a run with `shards: 0` streams fresh datasets instead). Not temp(): a rebuilt shard
+# would make Snakemake rerun every training that reads it, so retraining MIST alone would
+# retrain MIST_QR too. Deleting results/metadataset after training is safe until a retrain.
 rule metadataset_shard:
     output:
-        temp(f"{RESULTS}/metadataset/{{spec}}/shard-{{shard}}.npz"),
+        f"{RESULTS}/metadataset/{{spec}}/shard-{{shard}}.npz",
     params:
         spec=lambda wc: META_BY_DIGEST[wc.spec],
         code=code("build_metadataset_shard.py"),
