@@ -26,7 +26,9 @@ trainer does not idle on a busy CPU; which batches get replayed then depends
 on the machine's load, so such runs are not bit-reproducible. With one worker
 (or `workers: 0`), `replay_pool: 0`, `schedule_by: steps` and a step budget that
 binds before the minute budget, a run is reproducible from its seed: the same
-weights, byte for byte (the card records which budget stopped the run). The best checkpoint on the
+weights, byte for byte (the card records which budget stopped the run), in the
+same thread environment (OMP_NUM_THREADS, which Snakemake sets to the job's
+threads, changes torch's CPU rounding even at one torch thread). The best checkpoint on the
 validation split is saved with `estimators.checkpoint.save_checkpoint`; a
 resume file next to the loss CSV lets an interrupted run continue.
 """
