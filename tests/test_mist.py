@@ -428,6 +428,15 @@ def test_training_from_shards_is_reproducible_and_needs_its_shards(tmp_path):
         train(dict(params, workers=1), tmp_path / "c.safetensors", tmp_path / "c.csv", shards=paths)
 
 
+def test_ablation_rows_are_reproducible(tmp_path):
+    """The DAG's ablation trains with a data worker, as in the DAG; its rows must not depend on load."""
+    from estimators.mist.ablation import run
+
+    extra = {"model": {"width": 16, "heads": 2}, "batch_size": 8, "data": {"val_size": 16}, "workers": 1}
+    rows = [run("pair_stats", 6, extra, str(tmp_path / k)) for k in "ab"]
+    assert rows[0]["val_mse"] == rows[1]["val_mse"] and np.isfinite(rows[0]["val_mse"])
+
+
 def _snakemake_deletes_outputs(weights):
     for path in (weights, weights.with_suffix(".json"), weights.with_suffix(".csv")):
         path.unlink()
