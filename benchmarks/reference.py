@@ -12,6 +12,8 @@ import argparse
 import shutil
 from pathlib import Path
 
+from benchmarks.metrics import N_BINS
+
 TABLES = ("mse_by_nbin", "mse_by_nbin_ci", "failures_by_nbin", "accuracy", "coverage", "timing", "summary_by_dbin",
           "mist_ablation")
 OPTIONAL = ("mist_ablation",)  # only configs with an `ablation` block make it (not paper.yaml, smoke.yaml)
@@ -43,7 +45,7 @@ README_TABLES = {
     "**`hard_oomd`** and **`highdim`**":
         ("extended", ("hard_oomd", "highdim"), ("mist", "mist_qr", "gaussian", "ksg", "infonet [sliced MI]")),
 }
-_BINS = ("[10,100]", "(100,300]", "(300,500]")
+_BINS = tuple(label for _, _, label in N_BINS)
 
 
 def _fmt(v: float) -> str:
