@@ -66,6 +66,7 @@ def full_spec(spec: dict[str, Any] | None) -> dict[str, Any]:
         v = out[key]
         if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < least:
             raise ValueError(f"meta-dataset {key} must be an integer >= {least}, got {v!r}")
+        out[key] = int(v)  # numpy integers would not serialise into the shard's stored spec
     if out["per_shard"] % out["n_block"]:
         raise ValueError(f"meta-dataset per_shard ({out['per_shard']}) must be a multiple of n_block "
                          f"({out['n_block']}), so that every block of one n is whole")

@@ -477,6 +477,35 @@ def test_an_interrupted_training_run_resumes_with_its_best_weights_and_curve(tmp
     assert card["training"]["final_step"] == 4
 
 
+def test_an_interrupted_run_from_shards_continues_its_epoch(tmp_path, monkeypatch):
+    """The resumed run must skip the batches it already read, not start its pass over the shards again."""
+    import estimators.mist.training as training
+
+    params = dict(_TINY, replay_pool=0, schedule_by="steps", data=dict(_TINY["data"], shards=2, per_shard=16))
+    paths = _built(tmp_path / "md", training.data_spec(training.check_params(params)))
+    skips, real_batches, real_lr = [], metadataset.shard_batches, training._lr_factor
+
+    def recording(*args, **kw):
+        skips.append(args[4] if len(args) > 4 else kw.get("skip", 0))
+        return real_batches(*args, **kw)
+
+    def interrupt_at_step_3(progress, step, p):
+        if step == 2:
+            raise KeyboardInterrupt
+        return real_lr(progress, step, p)
+
+    monkeypatch.setattr(metadataset, "shard_batches", recording)
+    monkeypatch.setattr(training, "_lr_factor", interrupt_at_step_3)
+    w = tmp_path / "m.safetensors"
+    with pytest.raises(KeyboardInterrupt):
+        training.train(params, w, w.with_suffix(".csv"), shards=paths)
+    monkeypatch.setattr(training, "_lr_factor", real_lr)
+    _snakemake_deletes_outputs(w)
+    card = training.train(params, w, w.with_suffix(".csv"), shards=paths)
+    assert skips == [0, 2] and card["training"]["final_step"] == 4
+    assert list(pd.read_csv(w.with_suffix(".csv"))["fresh_batches"]) == [2, 4]  # counted across the resume
+
+
 def test_a_training_run_without_a_finite_validation_fails_clearly_and_reruns(tmp_path, monkeypatch):
     import estimators.mist.training as training
 

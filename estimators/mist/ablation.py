@@ -47,8 +47,8 @@ def run(variant: str, steps: int, extra: dict | None = None, workdir: str = "/tm
     params = copy.deepcopy(BASE)
     for k, v in VARIANTS[variant].items():
         params[k] = {**params[k], **v} if isinstance(v, dict) and k in params else v
-    # No replays and the schedule on steps: the table is then the same bytes from run to run
-    # (with replays it moved by up to 20% with the machine's load).
+    # No replays and the schedule on steps: the validation numbers are then the same from run to
+    # run (with replays they moved by up to 20% with the machine's load; `minutes` still does).
     params.update({"max_steps": steps, "max_minutes": 1e6, "val_every": max(50, steps // 4),
                    "data": {"val_size": 400}, "resume": False, "replay_pool": 0, "schedule_by": "steps",
                    **(extra or {})})

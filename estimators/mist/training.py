@@ -376,6 +376,7 @@ def train(params: dict[str, Any] | None, out_weights, log_csv, device: str | Non
     # Snakemake deletes a job's outputs before running it again.
     fingerprint = f"{p!r} code={code_digest(None, ['estimators.mist.training'])}"
     step, seen, elapsed0, best = 0, 0, 0.0, float("inf")
+    fresh0, reused0 = 0, 0  # batches read (fresh) and replayed before a resume
     best_metrics: dict[str, float] = {}
     best_state, best_card, rows = None, None, []
     if p["resume"] and resume_path.is_file():
@@ -385,6 +386,7 @@ def train(params: dict[str, Any] | None, out_weights, log_csv, device: str | Non
             opt.load_state_dict(state["opt"])
             ema_state = state["ema"]
             step, seen, elapsed0 = int(state["step"]), int(state["seen"]), float(state["elapsed"])
+            fresh0, reused0 = int(state["fresh"]), int(state["reused"])
             best, best_state = float(state["best"]), state["best_model"]
             best_card, rows = json.loads(state["best_card"]), json.loads(state["rows"])
             best_metrics = dict(best_card["validation"]) if best_card else {}  # None: no finite validation yet
@@ -404,9 +406,10 @@ def train(params: dict[str, Any] | None, out_weights, log_csv, device: str | Non
 
     val = Validation(spec, fcfg)
     base = int(p["seed"]) * 100_003
-    # A resumed run draws new row subsets and swaps, but continues its pass over the shards.
+    # A resumed run draws new row subsets and swaps, but continues its pass over the shards after
+    # the batches it read (exactly with one data worker; replayed batches are not reads).
     stream = FeatureStream(spec, fcfg, int(p["batch_size"]), base + step, bool(p["swap_augment"]), shards,
-                           skip=step, order_seed=base)
+                           skip=fresh0, order_seed=base)
     source = BatchSource(stream, int(p["workers"]), int(p["replay_pool"]), fcfg.k_pairs, int(p["seed"]) + step)
     quantile = bool(p["quantile"])
     max_steps, max_sec = int(p["max_steps"]), 60.0 * float(p["max_minutes"] or 1e9)
@@ -428,13 +431,14 @@ def train(params: dict[str, Any] | None, out_weights, log_csv, device: str | Non
                 "training": {"params": p, "data_spec": spec, "steps": step, "datasets_seen": seen,
                              # from shards, every epoch reads the same meta_dataset_size datasets again
                              **({"meta_dataset_size": n_shards * int(spec["per_shard"])} if n_shards else
-                                {"fresh_datasets": source.fresh * int(p["batch_size"])}),
+                                {"fresh_datasets": (fresh0 + source.fresh) * int(p["batch_size"])}),
                              "minutes": round((elapsed0 + time.perf_counter() - t0) / 60, 2)},
                 "validation": metrics, "tau_grid": list(TAU_GRID) if quantile else None}
 
     def save_resume(complete: bool) -> None:
         with atomic_path(resume_path) as tmp:
             torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step, "seen": seen,
+                        "fresh": fresh0 + source.fresh, "reused": reused0 + source.reused,
                         "ema": ema.state_dict() if ema is not None else None,
                         "elapsed": elapsed0 + time.perf_counter() - t0, "best": best, "best_model": best_state,
                         "best_card": json.dumps(best_card), "rows": json.dumps(rows),
@@ -453,7 +457,8 @@ def train(params: dict[str, Any] | None, out_weights, log_csv, device: str | Non
                "val_mse": m["mse"], "val_mse_[10,100]": m["mse_[10,100]"],
                "val_mse_(100,300]": m["mse_(100,300]"], "val_mse_(300,500]": m["mse_(300,500]"],
                "val_coverage90": m.get("coverage90", ""), "val_width90": m.get("width90", ""),
-               "datasets_per_s": rate, "fresh_batches": source.fresh, "replayed_batches": source.reused}
+               "datasets_per_s": rate, "fresh_batches": fresh0 + source.fresh,
+               "replayed_batches": reused0 + source.reused}
         rows.append(row)
         writer.writerow(row)
         fh.flush()
@@ -542,7 +547,8 @@ def main(argv=None) -> None:
     ap.add_argument("--log", required=True, help="loss-curve CSV")
     ap.add_argument("--device")
     ap.add_argument("--shard-dir", help="with data.shards > 0: where the meta-dataset shards are, or are built "
-                                        "(default: metadataset/ beside the folder of --out, as the workflow)")
+                                        "(default: metadataset/ next to --out, or beside its folder if that is "
+                                        "models/, as in the workflow)")
     args = ap.parse_args(argv)
     with open(args.config) as fh:
         cfg = yaml.safe_load(fh)
@@ -551,8 +557,10 @@ def main(argv=None) -> None:
     except KeyError:
         raise SystemExit(f"{args.config} has no models.{args.model}.train entry") from None
     spec, shards = data_spec(check_params(params)), None
-    if spec["shards"]:  # the workflow's layout: results/models/<weights> and results/metadataset/
-        shards = metadataset.build_missing(args.shard_dir or Path(args.out).parent.parent / "metadataset", spec)
+    if spec["shards"]:
+        out_dir = Path(args.out).parent  # the workflow's layout: results/models/ and results/metadataset/
+        default = out_dir.parent / "metadataset" if out_dir.name == "models" else out_dir / "metadataset"
+        shards = metadataset.build_missing(args.shard_dir or default, spec)
     card = train(params, args.out, args.log, device=args.device, shards=shards)
     print({"validation": card["validation"], "steps": card["training"]["final_step"]})
 

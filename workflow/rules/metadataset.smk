@@ -1,7 +1,7 @@
 # The meta-dataset of a MIST training run with `data.shards: K`, as K shard jobs that run in
 # parallel (a run with `shards: 0` streams fresh datasets instead). Not temp(): a rebuilt shard
 # would make Snakemake rerun every training that reads it, so retraining MIST alone would
-# retrain MIST_QR too. Deleting results/metadataset after training is safe until a retrain.
+# retrain MIST_QR too. For the same reason, deleting them makes the next run retrain both.
 rule metadataset_shard:
     output:
         f"{RESULTS}/metadataset/{{spec}}/shard-{{shard}}.npz",
