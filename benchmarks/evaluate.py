@@ -98,7 +98,7 @@ def calibration_table(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def write_plots(df: pd.DataFrame, out: str | os.PathLike, cfg: dict[str, Any]) -> list[str]:
-    """Every figure of PLOTS under `out`, as PNG."""
+    """Every figure of PLOTS under `out`, as PNG and PDF."""
     out = Path(out)
     df = metrics.annotate(df)
     by_family = metrics.summarise(df, ["corpus", "split", "family", "estimator"], 0)
@@ -109,8 +109,8 @@ def write_plots(df: pd.DataFrame, out: str | os.PathLike, cfg: dict[str, Any]) -
            "family_heatmap": plots.family_heatmap}
     written = []
     for name in PLOTS:
-        fns[name](args[name], out / f"{name}.png")
-        written.append(str(out / f"{name}.png"))
+        fns[name](args[name], out / name)
+        written += [str(out / f"{name}.{fmt}") for fmt in plots.FORMATS]
     return written
 
 

@@ -1,7 +1,9 @@
-"""Seaborn figures of the evaluation; each writes a PNG atomically."""
+"""Seaborn figures of the evaluation; each writes a PNG (for the report) and a PDF (vector, for
+papers) atomically, both without timestamps so that a rerun writes the same bytes."""
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import matplotlib
 
@@ -14,13 +16,18 @@ import seaborn as sns  # noqa: E402
 from estimators.atomic import atomic_path  # noqa: E402
 
 
-def _save(fig, path: str | os.PathLike) -> None:
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=120, bbox_inches="tight", metadata={"Software": None})
+FORMATS = {"png": {"Software": None}, "pdf": {"CreationDate": None}}  # format -> metadata to drop
+
+
+def _save(fig, stem: str | os.PathLike) -> None:
+    """Write `stem`.png and `stem`.pdf."""
+    for fmt, metadata in FORMATS.items():
+        with atomic_path(Path(stem).with_suffix(f".{fmt}")) as tmp:
+            fig.savefig(tmp, dpi=120, bbox_inches="tight", metadata=metadata)
     plt.close(fig)
 
 
-def mse_vs_n(df: pd.DataFrame, path: str | os.PathLike) -> None:
+def mse_vs_n(df: pd.DataFrame, stem: str | os.PathLike) -> None:
     """MSE against n, one line per estimator, one panel per (corpus, split); log y."""
     ok = df[df["ok"]].assign(se=lambda d: d["err"] ** 2)
     agg = ok.groupby(["corpus", "split", "estimator", "n"], as_index=False)["se"].mean()
@@ -29,10 +36,10 @@ def mse_vs_n(df: pd.DataFrame, path: str | os.PathLike) -> None:
                     kind="line", marker="o", height=3, aspect=1.2, facet_kws={"sharey": False})
     g.set(yscale="log", ylabel="MSE (nats²)")
     g.set_titles("{col_name}")
-    _save(g.figure, path)
+    _save(g.figure, stem)
 
 
-def estimate_vs_truth(df: pd.DataFrame, path: str | os.PathLike) -> None:
+def estimate_vs_truth(df: pd.DataFrame, stem: str | os.PathLike) -> None:
     ok = df[df["ok"]].copy()
     ok["panel"] = ok["corpus"] + " / " + ok["split"]
     g = sns.relplot(data=ok, x="true_mi", y="mi", hue="estimator", col="panel",
@@ -43,18 +50,18 @@ def estimate_vs_truth(df: pd.DataFrame, path: str | os.PathLike) -> None:
         ax.plot([0, hi], [0, hi], "k--", lw=0.8)
     g.set_titles("{col_name}")
     g.set(xlabel="true MI (nats)", ylabel="estimate (nats)")
-    _save(g.figure, path)
+    _save(g.figure, stem)
 
 
-def time_vs_n(df: pd.DataFrame, path: str | os.PathLike) -> None:
+def time_vs_n(df: pd.DataFrame, stem: str | os.PathLike) -> None:
     agg = df.groupby(["estimator", "n"], as_index=False)["seconds"].median()
     fig, ax = plt.subplots(figsize=(6, 4))
     sns.lineplot(data=agg, x="n", y="seconds", hue="estimator", marker="o", ax=ax)
     ax.set(yscale="log", ylabel="median seconds per dataset")
-    _save(fig, path)
+    _save(fig, stem)
 
 
-def calibration_curves(cal: pd.DataFrame, path: str | os.PathLike) -> None:
+def calibration_curves(cal: pd.DataFrame, stem: str | os.PathLike) -> None:
     fig, ax = plt.subplots(figsize=(5, 5))
     if len(cal):
         # one curve per corpus and split: pooling corpora would average different datasets' curves
@@ -62,10 +69,10 @@ def calibration_curves(cal: pd.DataFrame, path: str | os.PathLike) -> None:
         sns.lineplot(data=cal, x="nominal", y="empirical", hue="curve", marker="o", ax=ax)
     ax.plot([0, 1], [0, 1], "k--", lw=0.8)
     ax.set(xlabel="nominal", ylabel="empirical", xlim=(0, 1), ylim=(0, 1))
-    _save(fig, path)
+    _save(fig, stem)
 
 
-def family_heatmap(summary: pd.DataFrame, path: str | os.PathLike) -> None:
+def family_heatmap(summary: pd.DataFrame, stem: str | os.PathLike) -> None:
     # a family's error over every corpus and split it appears in, weighted by their dataset counts
     w = summary[summary["mean_rel_error"].notna()]
     w = w.assign(weighted=w["mean_rel_error"] * w["datasets"])
@@ -74,4 +81,4 @@ def family_heatmap(summary: pd.DataFrame, path: str | os.PathLike) -> None:
     fig, ax = plt.subplots(figsize=(1.2 + 0.9 * max(1, piv.shape[1]), 0.5 + 0.35 * max(1, piv.shape[0])))
     sns.heatmap(piv.clip(upper=2.0), annot=piv.round(2), fmt="", cmap="rocket_r", ax=ax,
                 cbar_kws={"label": "mean relative error (clipped at 2)"})
-    _save(fig, path)
+    _save(fig, stem)

@@ -97,8 +97,10 @@ def test_evaluate_writes_tables_and_plots(shard, tmp_path):
     assert np.isnan(mse.set_index("estimator").loc["ksg10", "[1,10)"])  # an all-failed bin: an empty cell
     ci = pd.read_csv(tmp_path / "out" / "tables" / "mse_by_nbin_ci.csv").set_index("estimator")
     assert "(2/2 failed)" in ci.loc["ksg10", "[1,10)"] and "failed" not in ci.loc["ksg", "[1,10)"]
+    magic = {".png": b"\x89PNG", ".pdf": b"%PDF"}
+    assert sorted(Path(p).suffix for p in written["plots"]) == [".pdf"] * 5 + [".png"] * 5
     for p in written["plots"]:
-        assert open(p, "rb").read(4) == b"\x89PNG"
+        assert open(p, "rb").read(4) == magic[Path(p).suffix]
     assert (tmp_path / "out" / "tables" / "coverage.tex").read_text().count(r"\toprule") == 1
 
 

@@ -311,7 +311,7 @@ def test_smoke_dag_killed_midway_resumes_and_keeps_finished_outputs(tmp_path):
     # Everything is there now, and nothing is left to do.
     _check_complete(results, smoke)
     assert len(list((results / "estimates").glob("*/*/shard-*.csv"))) == n_est
-    for sub, ext in (("tables", "*.csv"), ("tables", "*.md"), ("tables", "*.tex"), ("plots", "*.png")):
+    for sub, ext in (("tables", "*.csv"), ("tables", "*.md"), ("tables", "*.tex"), ("plots", "*.png"), ("plots", "*.pdf")):
         assert list((results / sub).glob(ext)), f"no {sub}/{ext} after the rerun"
     dry = subprocess.run(cmd + ["--dry-run"], cwd=work, env=env, capture_output=True, text=True)
     assert "Nothing to be done" in dry.stdout + dry.stderr

@@ -30,7 +30,12 @@ def test_smoke_dag(tmp_path):
     for name in ("accuracy", "timing", "coverage", "summary_by_family", "failures_by_nbin"):
         for ext in ("csv", "md", "tex"):
             assert (out / "tables" / f"{name}.{ext}").is_file()
-    assert (out / "plots" / "mse_vs_n.png").stat().st_size > 1000
+    from benchmarks.evaluate import PLOTS
+
+    for name in PLOTS:  # PNG for the report, vector PDF for papers
+        assert (out / "plots" / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
+        assert (out / "plots" / f"{name}.pdf").read_bytes()[:5] == b"%PDF-"
+    assert (out / "plots" / "mse_vs_n.pdf").stat().st_size > 1000
     # Rules carry a digest of the code they run as a param; it must be stable across invocations,
     # or every run would redo the whole DAG.
     again = subprocess.run(cmd + ["-n"], cwd=work, capture_output=True, text=True, timeout=300)
