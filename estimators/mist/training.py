@@ -50,6 +50,7 @@ from torch.utils.data import IterableDataset
 
 from benchmarks import metadataset
 from benchmarks.code_digest import code_digest
+from benchmarks.metrics import N_BINS  # the tables' n-bins: validation reports the same ones
 from estimators.atomic import atomic_path, write_text
 from estimators.checkpoint import card_path, save_checkpoint
 from estimators.device import resolve_device
@@ -58,7 +59,6 @@ from estimators.mist.model import Architecture, MISTNet
 
 TAU_GRID = (0.05, 0.25, 0.5, 0.75, 0.95)
 VAL_TAUS = tuple(round(float(t), 10) for t in np.linspace(0.05, 0.95, 19))
-N_BINS = ((10, 100, "[10,100]"), (100, 300, "(100,300]"), (300, 500, "(300,500]"))
 
 DEFAULTS: dict[str, Any] = {
     "quantile": False,
