@@ -37,6 +37,13 @@ def test_training_rule_covers_the_model_and_the_meta_dataset():
             "benchmarks/metadataset.py", "benchmarks/families.py"} <= files
 
 
+def test_shard_rule_covers_the_generator_not_the_training_code():
+    # A training-code edit must not rebuild the meta-dataset (306 jobs at paper scale).
+    files = rel(code_files(SCRIPTS / "build_metadataset_shard.py"))
+    assert {"benchmarks/metadataset.py", "benchmarks/families.py"} <= files
+    assert not {f for f in files if f.startswith("estimators/mist/")}
+
+
 def test_digest_is_a_hash_of_the_covered_files_contents():
     files = code_files(SCRIPTS / "tables.py")
     h = hashlib.sha256()
