@@ -233,11 +233,11 @@ class _Shard:
 
 def ordered_shards(paths, spec: dict[str, Any]) -> list[str]:
     """The shard files of `spec` by shard index, each checked (readable, same spec, 0..K-1 once)."""
-    index = {int(_open_shard(p, spec, ())["shard"]): str(p) for p in paths}
-    if sorted(index) != list(range(len(paths))):
+    found = sorted((int(_open_shard(p, spec, ())["shard"]), str(p)) for p in paths)
+    if [i for i, _ in found] != list(range(len(paths))):
         raise ValueError(f"shards must be numbered 0..{len(paths) - 1} once each, got indices "
-                         f"{sorted(int(_open_shard(p, None, ())['shard']) for p in paths)}")
-    return [index[i] for i in range(len(paths))]
+                         f"{[i for i, _ in found]}")
+    return [p for _, p in found]
 
 
 def shard_batches(paths, spec: dict[str, Any], seed: int, part: tuple[int, int] = (0, 1), skip: int = 0
