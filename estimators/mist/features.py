@@ -29,7 +29,10 @@ Pipeline for one dataset (x: n x dx, y: n x dy):
    than on the <= max_rows token rows. With `block_stats`, also the mean squared
    correlation and top eigenvalue within x, within y and across (see
    `_block_stats`): what a handful of rows can still say about dense and
-   latent-variable dependence.
+   latent-variable dependence. With `raw_stats`, also statistics of the
+   standardised raw values (see `_raw_stats`): with ten rows the normal scores
+   are ten fixed values, so a near-deterministic coupling saturates every
+   rank-based statistic, while the raw values still show how close it is.
 
 Everything here is numpy and per dataset: it runs in data-loader workers
 during training and once per dataset at inference.
@@ -45,6 +48,7 @@ from scipy.special import ndtri
 from scipy.stats import rankdata
 
 RHO_MAX = 0.9999
+RAW_STATS_BASE = 6  # raw-value statistics besides the Gaussian MI at each shrinkage (see `_raw_stats`)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,6 +62,7 @@ class FeatureConfig:
     pair_stats: bool = False        # context: Gaussian MI of the strongest single column pairs (see below)
     radial_stats: bool = False      # context: spread and correlation of the x and y squared norms (all rows)
     block_stats: bool = False       # context: strength of the correlations within x, within y and across
+    raw_stats: bool = False         # context: pair stats, Gaussian MI, distance and rank-1 structure of the raw values
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "extra_shrinks", tuple(float(c) for c in self.extra_shrinks))
@@ -79,7 +84,7 @@ class FeatureConfig:
 
     @property
     def context_dim(self) -> int:
-        return self._block_at + (9 if self.block_stats else 0)
+        return self._raw_at + (RAW_STATS_BASE + 2 * (1 + len(self.extra_shrinks)) if self.raw_stats else 0)
 
     @property
     def _radial_at(self) -> int:
@@ -92,6 +97,11 @@ class FeatureConfig:
         return self._radial_at + (3 if self.radial_stats else 0)
 
     @property
+    def _raw_at(self) -> int:
+        """Context index of the raw-value statistics (after the block ones)."""
+        return self._block_at + (9 if self.block_stats else 0)
+
+    @property
     def ctx_swap_pairs(self) -> tuple[tuple[int, int], ...]:
         """Context entries that exchange when x and y swap roles."""
         pairs = ((2, 3), (4, 5))  # log dx <-> log dy, dx/n <-> dy/n
@@ -99,6 +109,8 @@ class FeatureConfig:
             pairs += ((self._radial_at, self._radial_at + 1),)
         if self.block_stats:  # the x-block triple <-> the y-block triple
             pairs += tuple((self._block_at + i, self._block_at + 3 + i) for i in range(3))
+        if self.raw_stats:  # the rank-1 shares of x and of y come last (see `_raw_stats`)
+            pairs += ((self.context_dim - 2, self.context_dim - 1),)
         return pairs
 
     def to_dict(self) -> dict[str, Any]:
@@ -163,30 +175,17 @@ def dataset_features(x: np.ndarray, y: np.ndarray, cfg: FeatureConfig,
         zx, zy = _standardise(x), _standardise(y)
     # Shrink the joint correlation matrix toward the identity: still a valid
     # correlation matrix, so every canonical correlation stays below 1.
-    sxx, syy, sxy = zx.T @ zx / n, zy.T @ zy / n, zx.T @ zy / n
+    cca = _ShrunkCCA(zx, zy)
+    sxy, eig_x, eig_y = cca.sxy, cca.eig_x, cca.eig_y
     k = min(dx, dy)
-    eig_x, eig_y = np.linalg.eigh(sxx), np.linalg.eigh(syy)
-
-    def shrunk_cca(c: float, vectors: bool):
-        lam = c * (dx + dy) / (c * (dx + dy) + n)
-        wx = _inv_sqrt_shrunk(*eig_x, lam)
-        wy = _inv_sqrt_shrunk(*eig_y, lam)
-        m = wx @ ((1 - lam) * sxy) @ wy
-        if not vectors:
-            return lam, np.linalg.svd(m, compute_uv=False)
-        u_mat, s, vt = np.linalg.svd(m, full_matrices=False)
-        return lam, s, wx, wy, u_mat, vt.T
-
-    lam, s, white_x, white_y, u_mat, v_mat = shrunk_cca(cfg.shrink, True)
+    lam, s, white_x, white_y, u_mat, v_mat = cca(cfg.shrink, True)
     proj_x, proj_y = white_x @ u_mat, white_y @ v_mat
     rho = np.clip(s[:k], 0.0, RHO_MAX)
     pair_mi = -0.5 * np.log1p(-rho ** 2)
     g = float(pair_mi.sum())
     extra = []
     for c in cfg.extra_shrinks:
-        _, s_c = shrunk_cca(c, False)
-        g_c = float(-0.5 * np.log1p(-np.clip(s_c[:k], 0.0, RHO_MAX) ** 2).sum())
-        extra += [g_c / 5.0, np.log1p(g_c)]
+        extra += _mi_pair(cca.gaussian_mi(c))
     K = cfg.k_pairs
     kk = min(K, k)
     u = zx @ proj_x[:, :kk]
@@ -229,14 +228,85 @@ def dataset_features(x: np.ndarray, y: np.ndarray, cfg: FeatureConfig,
     pairs = _pair_stats(sxy) if cfg.pair_stats else []
     radial = _radial_stats(zx @ white_x, zy @ white_y) if cfg.radial_stats else []
     block = _block_stats(eig_x[0], eig_y[0], sxy, n) if cfg.block_stats else []
+    raw = _raw_stats(x, y, (cfg.shrink, *cfg.extra_shrinks), cfg.max_rows) if cfg.raw_stats else []
     ctx = np.concatenate([
         [np.log(n) / 6.0, 3.0 / np.sqrt(n), np.log(dx) / 3.5, np.log(dy) / 3.5,
          min(dx / n, 5.0), min(dy / n, 5.0), np.log1p(dx * dy / (2.0 * n)), k / 32.0,
          lam, min(dx, dy) / max(dx, dy),
          side * g / 5.0, side * np.log1p(g), side * pair_mi[kk:].sum() / 5.0],
-        side * rho_k, side * mi_k / 2.0, side * np.asarray(extra, dtype=np.float64), pairs, radial, block,
+        side * rho_k, side * mi_k / 2.0, side * np.asarray(extra, dtype=np.float64), pairs, radial, block, raw,
     ]).astype(np.float32)
     return tokens, ctx, g if cfg.side_input else 0.0
+
+
+class _ShrunkCCA:
+    """CCA of standardised blocks with the joint correlation matrix shrunk toward the identity
+    by lambda = c (dx + dy) / (c (dx + dy) + n): one eigendecomposition per block serves every c."""
+
+    def __init__(self, zx: np.ndarray, zy: np.ndarray) -> None:
+        self.n, self.dx, self.dy = zx.shape[0], zx.shape[1], zy.shape[1]
+        self.sxy = zx.T @ zy / self.n
+        self.eig_x, self.eig_y = np.linalg.eigh(zx.T @ zx / self.n), np.linalg.eigh(zy.T @ zy / self.n)
+
+    def __call__(self, c: float, vectors: bool):
+        d = self.dx + self.dy
+        lam = c * d / (c * d + self.n)
+        wx = _inv_sqrt_shrunk(*self.eig_x, lam)
+        wy = _inv_sqrt_shrunk(*self.eig_y, lam)
+        m = wx @ ((1 - lam) * self.sxy) @ wy
+        if not vectors:
+            return lam, np.linalg.svd(m, compute_uv=False)
+        u_mat, s, vt = np.linalg.svd(m, full_matrices=False)
+        return lam, s, wx, wy, u_mat, vt.T
+
+    def gaussian_mi(self, c: float) -> float:
+        """-1/2 sum log(1 - rho_i^2) over the shrunk canonical correlations."""
+        s = self(c, False)[1][:min(self.dx, self.dy)]
+        return float(-0.5 * np.log1p(-np.clip(s, 0.0, RHO_MAX) ** 2).sum())
+
+
+def _mi_pair(g: float) -> list[float]:
+    """An MI as two context entries: linear and log scale."""
+    return [g / 5.0, np.log1p(g)]
+
+
+def _raw_stats(x: np.ndarray, y: np.ndarray, shrinks: tuple[float, ...], max_rows: int | None) -> list[float]:
+    """Statistics of the standardised raw values (invariant to affine maps of each column):
+
+    - the single-pair Gaussian MI of `_pair_stats` and the shrunk Gaussian MI at each c;
+    - the Mantel correlation: corr of the pairwise row distances in x and in y, which stays
+      informative when n < d, where every CCA overfits (over at most `max_rows` rows, at
+      evenly spaced positions of the order of |x|^2 + |y|^2: independent of the row order);
+    - the top eigenvalue's share of each block's correlation matrix (x, then y): low-rank,
+      latent-variable structure.
+
+    At small n these see what the normal scores cannot (see the module doc); the model
+    weighs them against the rank-based ones, which are robust to the marginals."""
+    zx, zy = _standardise(x), _standardise(y)
+    cca = _ShrunkCCA(zx, zy)
+    out = _pair_stats(cca.sxy)
+    for c in shrinks:
+        out += _mi_pair(cca.gaussian_mi(c))
+    n = zx.shape[0]
+    if max_rows is not None and n > max_rows:
+        order = np.argsort((zx * zx).sum(1) + (zy * zy).sum(1), kind="stable")
+        keep = order[np.round(np.linspace(0, n - 1, max_rows)).astype(int)]
+        zx, zy, n = zx[keep], zy[keep], max_rows
+    mantel = 0.0  # n = 2: one pair of rows, no correlation to speak of
+    if n >= 3:
+        iu = np.triu_indices(n, 1)
+        dist_x, dist_y = (np.sqrt(_sq_dists(z)[iu]) for z in (zx, zy))
+        if dist_x.std() > 1e-12 and dist_y.std() > 1e-12:
+            mantel = float(np.corrcoef(dist_x, dist_y)[0, 1])
+    # Eigenvalues of a correlation matrix sum to d (0 for an all-constant block).
+    shares = [float(w.max()) / max(float(w.sum()), 1e-12) for w in (cca.eig_x[0], cca.eig_y[0])]
+    return out + [mantel] + shares
+
+
+def _sq_dists(z: np.ndarray) -> np.ndarray:
+    """Squared Euclidean distances between all rows: (n, n)."""
+    sq = (z * z).sum(1)
+    return np.maximum(sq[:, None] + sq[None, :] - 2.0 * z @ z.T, 0.0)
 
 
 def _pair_stats(sxy: np.ndarray) -> list[float]:
