@@ -132,6 +132,41 @@ def test_block_stats_read_dense_dependence_from_few_rows_and_swap_exactly():
     assert np.allclose(swap_view(tok, ctx, cfg)[1], dataset_features(y, x, cfg)[1], atol=1e-6)
 
 
+def test_raw_stats_see_near_determinism_that_ranks_cannot():
+    """Ten rows, one pair at rho = 0.999 or 0.99999 (MI 3.1 or 5.4 nats, the latter capped at
+    4.3 by RHO_MAX): every rank-based statistic is saturated by the identical ranks, the raw
+    pair MI tells them apart."""
+    from estimators.mist.features import swap_view
+
+    base = FeatureConfig(shrink=0.1, extra_shrinks=(0.02,), pair_stats=True, radial_stats=True)
+    cfg = FeatureConfig(**{**base.to_dict(), "raw_stats": True})
+    assert cfg.context_dim == base.context_dim + 6 + 2 * 2
+    rng = np.random.default_rng(1)
+    # z evenly spaced (1/3 sd apart): noise of sd <= 0.045 cannot change a rank
+    z, extra = rng.permutation(np.linspace(-1.5, 1.5, 10))[:, None], rng.standard_normal((10, 6))
+    noise = rng.standard_normal((10, 1))
+    ctxs = []
+    for rho in (0.999, 0.99999):
+        x, y = np.c_[z, extra[:, :3]], np.c_[rho * z + np.sqrt(1 - rho ** 2) * noise, extra[:, 3:]]
+        assert (np.argsort(x[:, 0]) == np.argsort(y[:, 0])).all()  # same ranks at both rho
+        tok, ctx, _ = dataset_features(x, y, cfg)
+        assert np.array_equal(ctx[:base.context_dim], dataset_features(x, y, base)[1])  # appended only
+        assert np.allclose(swap_view(tok, ctx, cfg)[1], dataset_features(y, x, cfg)[1], atol=1e-6)
+        # invariant to row order and to an affine map of each column, not to a monotone one
+        p = rng.permutation(10)
+        assert np.allclose(dataset_features(x[p] * 3 - 1, y[p], cfg)[1], ctx, atol=1e-5)
+        ctxs.append(ctx)
+    lo, hi = ctxs
+    assert np.array_equal(lo[:base.context_dim], hi[:base.context_dim])  # ranks: no difference at all
+    raw = base.context_dim
+    top_lo, top_hi = (2.0 * c[raw + 2] for c in ctxs)  # the strongest raw pair's Gaussian MI
+    assert abs(top_lo - 3.1) < 0.8 and top_hi > top_lo + 0.8
+    # Mantel: distances agree better across x and y when x is y plus noise than for independent draws.
+    null = dataset_features(x, rng.standard_normal((10, 4)), cfg)[1][cfg.context_dim - 3]
+    shared = dataset_features(x, x + 0.1 * rng.standard_normal(x.shape), cfg)[1][cfg.context_dim - 3]
+    assert shared > 0.9 and shared > null + 0.5
+
+
 def test_features_copula_invariant_to_monotone_maps():
     x, y, _ = gaussian_pair(100, 3, 3, 0.7)
     cfg = FeatureConfig()
