@@ -292,21 +292,39 @@ def _raw_stats(x: np.ndarray, y: np.ndarray, shrinks: tuple[float, ...], max_row
         order = np.argsort((zx * zx).sum(1) + (zy * zy).sum(1), kind="stable")
         keep = order[np.round(np.linspace(0, n - 1, max_rows)).astype(int)]
         zx, zy, n = zx[keep], zy[keep], max_rows
-    mantel = 0.0  # n = 2: one pair of rows, no correlation to speak of
-    if n >= 3:
-        iu = np.triu_indices(n, 1)
-        dist_x, dist_y = (np.sqrt(_sq_dists(z)[iu]) for z in (zx, zy))
-        if dist_x.std() > 1e-12 and dist_y.std() > 1e-12:
-            mantel = float(np.corrcoef(dist_x, dist_y)[0, 1])
+    return out + [_mantel(zx, zy)] + _top_shares(cca)
+
+
+def _top_shares(cca: "_ShrunkCCA") -> list[float]:
     # Eigenvalues of a correlation matrix sum to d (0 for an all-constant block).
-    shares = [float(w.max()) / max(float(w.sum()), 1e-12) for w in (cca.eig_x[0], cca.eig_y[0])]
-    return out + [mantel] + shares
+    return [float(w.max()) / max(float(w.sum()), 1e-12) for w in (cca.eig_x[0], cca.eig_y[0])]
+
+
+def _mantel(zx: np.ndarray, zy: np.ndarray) -> float:
+    """Pearson correlation of the Euclidean row distances in x and in y over all pairs of rows.
+
+    Computed from sums over the full (symmetric, zero-diagonal) distance matrices, which count
+    every pair twice and so give the same correlation as the upper triangle, without indexing it."""
+    n = zx.shape[0]
+    if n < 3:  # one pair of rows: no correlation to speak of
+        return 0.0
+    sq_x, sq_y = _sq_dists(zx), _sq_dists(zy)
+    dist_x, dist_y = np.sqrt(sq_x), np.sqrt(sq_y)
+    m = n * (n - 1)
+    sx, sy = dist_x.sum(), dist_y.sum()
+    ssx, ssy = sq_x.sum(), sq_y.sum()
+    vx, vy = m * ssx - sx * sx, m * ssy - sy * sy  # m^2 times the variances
+    if vx <= 1e-12 * m * ssx or vy <= 1e-12 * m * ssy:  # (near-)equal distances: no correlation to speak of
+        return 0.0
+    return float((m * np.einsum("ij,ij->", dist_x, dist_y) - sx * sy) / np.sqrt(vx * vy))
 
 
 def _sq_dists(z: np.ndarray) -> np.ndarray:
     """Squared Euclidean distances between all rows: (n, n)."""
     sq = (z * z).sum(1)
-    return np.maximum(sq[:, None] + sq[None, :] - 2.0 * z @ z.T, 0.0)
+    out = np.maximum(sq[:, None] + sq[None, :] - 2.0 * z @ z.T, 0.0)
+    np.fill_diagonal(out, 0.0)  # exactly, not up to rounding
+    return out
 
 
 def _pair_stats(sxy: np.ndarray) -> list[float]:
