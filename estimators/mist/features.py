@@ -291,7 +291,7 @@ def _raw_stats(x: np.ndarray, y: np.ndarray, shrinks: tuple[float, ...], max_row
     if max_rows is not None and n > max_rows:
         order = np.argsort((zx * zx).sum(1) + (zy * zy).sum(1), kind="stable")
         keep = order[np.round(np.linspace(0, n - 1, max_rows)).astype(int)]
-        zx, zy, n = zx[keep], zy[keep], max_rows
+        zx, zy = zx[keep], zy[keep]
     return out + [_mantel(zx, zy)] + _top_shares(cca)
 
 
