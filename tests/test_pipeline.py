@@ -7,7 +7,7 @@ import pytest
 
 from benchmarks.config import check
 from benchmarks.corpora import build_shard
-from benchmarks.evaluate import collect, evaluate
+from benchmarks.evaluate import PLOTS, collect, evaluate
 import estimators
 from benchmarks.runner import run_shard
 from estimators.registry import _REGISTRY
@@ -98,7 +98,7 @@ def test_evaluate_writes_tables_and_plots(shard, tmp_path):
     ci = pd.read_csv(tmp_path / "out" / "tables" / "mse_by_nbin_ci.csv").set_index("estimator")
     assert "(2/2 failed)" in ci.loc["ksg10", "[1,10)"] and "failed" not in ci.loc["ksg", "[1,10)"]
     magic = {".png": b"\x89PNG", ".pdf": b"%PDF"}
-    assert sorted(Path(p).suffix for p in written["plots"]) == [".pdf"] * 5 + [".png"] * 5
+    assert sorted(Path(p).suffix for p in written["plots"]) == [".pdf"] * len(PLOTS) + [".png"] * len(PLOTS)
     for p in written["plots"]:
         assert open(p, "rb").read(4) == magic[Path(p).suffix]
     assert (tmp_path / "out" / "tables" / "coverage.tex").read_text().count(r"\toprule") == 1

@@ -180,8 +180,7 @@ def dataset_features(x: np.ndarray, y: np.ndarray, cfg: FeatureConfig,
     k = min(dx, dy)
     lam, s, white_x, white_y, u_mat, v_mat = cca(cfg.shrink, True)
     proj_x, proj_y = white_x @ u_mat, white_y @ v_mat
-    rho = np.clip(s[:k], 0.0, RHO_MAX)
-    pair_mi = -0.5 * np.log1p(-rho ** 2)
+    rho, pair_mi = _canonical_mi(s, k)
     g = float(pair_mi.sum())
     extra = []
     for c in cfg.extra_shrinks:
@@ -261,8 +260,13 @@ class _ShrunkCCA:
 
     def gaussian_mi(self, c: float) -> float:
         """-1/2 sum log(1 - rho_i^2) over the shrunk canonical correlations."""
-        s = self(c, False)[1][:min(self.dx, self.dy)]
-        return float(-0.5 * np.log1p(-np.clip(s, 0.0, RHO_MAX) ** 2).sum())
+        return float(_canonical_mi(self(c, False)[1], min(self.dx, self.dy))[1].sum())
+
+
+def _canonical_mi(s: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The first k canonical correlations, capped at RHO_MAX, and each pair's -1/2 log(1 - rho^2)."""
+    rho = np.clip(s[:k], 0.0, RHO_MAX)
+    return rho, -0.5 * np.log1p(-rho ** 2)
 
 
 def _mi_pair(g: float) -> list[float]:
