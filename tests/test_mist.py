@@ -167,6 +167,26 @@ def test_raw_stats_see_near_determinism_that_ranks_cannot():
     assert shared > 0.9 and shared > null + 0.5
 
 
+def test_raw_max_n_limits_raw_stats_to_small_samples():
+    """Up to raw_max_n rows the context is that of raw_stats; above, the raw entries are zeros
+    (and cost nothing) while every other entry is unchanged."""
+    full = FeatureConfig(max_rows=32, shrink=0.1, extra_shrinks=(0.5,), pair_stats=True, raw_stats=True)
+    capped = FeatureConfig(**{**full.to_dict(), "raw_max_n": 40})
+    assert capped.context_dim == full.context_dim and FeatureConfig.from_dict(capped.to_dict()) == capped
+    raw = slice(full.context_dim - (6 + 2 * 2), None)
+    rng = np.random.default_rng(4)
+    for n in (10, 40, 41, 200):
+        x = rng.standard_normal((n, 3))
+        y = x[:, :2] + 0.3 * rng.standard_normal((n, 2))
+        tok, ctx, g = dataset_features(x, y, capped)
+        tok0, ctx0, g0 = dataset_features(x, y, full)
+        assert np.array_equal(tok, tok0) and g == g0 and np.array_equal(ctx[:raw.start], ctx0[:raw.start])
+        assert np.array_equal(ctx[raw], ctx0[raw]) if n <= 40 else not ctx[raw].any() and ctx0[raw].any()
+    for bad in ({"raw_max_n": 1}, {"raw_stats": False}):
+        with pytest.raises(ValueError, match="raw_max_n"):
+            FeatureConfig(**{**capped.to_dict(), **bad})
+
+
 def test_features_copula_invariant_to_monotone_maps():
     x, y, _ = gaussian_pair(100, 3, 3, 0.7)
     cfg = FeatureConfig()

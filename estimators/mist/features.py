@@ -32,7 +32,8 @@ Pipeline for one dataset (x: n x dx, y: n x dy):
    latent-variable dependence. With `raw_stats`, also statistics of the
    standardised raw values (see `_raw_stats`): with ten rows the normal scores
    are ten fixed values, so a near-deterministic coupling saturates every
-   rank-based statistic, while the raw values still show how close it is.
+   rank-based statistic, while the raw values still show how close it is;
+   `raw_max_n` limits them to small samples (zeros above), where ranks are coarse.
 
 Everything here is numpy and per dataset: it runs in data-loader workers
 during training and once per dataset at inference.
@@ -51,6 +52,11 @@ RHO_MAX = 0.9999
 RAW_STATS_BASE = 6  # raw-value statistics besides the Gaussian MI at each shrinkage (see `_raw_stats`)
 
 
+def _raw_count(n_shrinks: int) -> int:
+    """Context entries of `_raw_stats`: RAW_STATS_BASE, plus an MI pair per shrinkage."""
+    return RAW_STATS_BASE + 2 * n_shrinks
+
+
 @dataclasses.dataclass(frozen=True)
 class FeatureConfig:
     normalisation: str = "copula"   # copula | standard
@@ -63,6 +69,7 @@ class FeatureConfig:
     radial_stats: bool = False      # context: spread and correlation of the x and y squared norms (all rows)
     block_stats: bool = False       # context: strength of the correlations within x, within y and across
     raw_stats: bool = False         # context: pair stats, Gaussian MI, distance and rank-1 structure of the raw values
+    raw_max_n: int | None = None    # raw_stats only for n <= this (zeros above, where the ranks are fine grained)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "extra_shrinks", tuple(float(c) for c in self.extra_shrinks))
@@ -77,6 +84,8 @@ class FeatureConfig:
             raise ValueError(f"k_pairs must be >= 1, got {self.k_pairs}")
         if self.max_rows is not None and self.max_rows < 2:
             raise ValueError(f"max_rows must be >= 2 or None, got {self.max_rows}")
+        if self.raw_max_n is not None and (not self.raw_stats or self.raw_max_n < 2):
+            raise ValueError(f"raw_max_n needs raw_stats and must be >= 2 or None, got {self.raw_max_n}")
 
     @property
     def token_dim(self) -> int:
@@ -84,7 +93,7 @@ class FeatureConfig:
 
     @property
     def context_dim(self) -> int:
-        return self._raw_at + (RAW_STATS_BASE + 2 * (1 + len(self.extra_shrinks)) if self.raw_stats else 0)
+        return self._raw_at + (_raw_count(1 + len(self.extra_shrinks)) if self.raw_stats else 0)
 
     @property
     def _radial_at(self) -> int:
@@ -227,7 +236,11 @@ def dataset_features(x: np.ndarray, y: np.ndarray, cfg: FeatureConfig,
     pairs = _pair_stats(sxy) if cfg.pair_stats else []
     radial = _radial_stats(zx @ white_x, zy @ white_y) if cfg.radial_stats else []
     block = _block_stats(eig_x[0], eig_y[0], sxy, n) if cfg.block_stats else []
-    raw = _raw_stats(x, y, (cfg.shrink, *cfg.extra_shrinks), cfg.max_rows) if cfg.raw_stats else []
+    raw = []
+    if cfg.raw_stats:
+        shrinks = (cfg.shrink, *cfg.extra_shrinks)
+        raw = (_raw_stats(x, y, shrinks, cfg.max_rows) if cfg.raw_max_n is None or n <= cfg.raw_max_n
+               else [0.0] * _raw_count(len(shrinks)))
     ctx = np.concatenate([
         [np.log(n) / 6.0, 3.0 / np.sqrt(n), np.log(dx) / 3.5, np.log(dy) / 3.5,
          min(dx / n, 5.0), min(dy / n, 5.0), np.log1p(dx * dy / (2.0 * n)), k / 32.0,
