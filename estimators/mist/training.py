@@ -46,6 +46,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from threadpoolctl import threadpool_limits
 from torch.utils.data import IterableDataset
 
 from benchmarks import metadataset
@@ -128,6 +129,10 @@ class FeatureStream(IterableDataset):
         info = torch.utils.data.get_worker_info()
         wid = info.id if info is not None else 0
         torch.set_num_threads(1)
+        # One BLAS thread too: the features are small LAPACK/BLAS calls, which a multi-threaded BLAS
+        # makes 1.3-2x slower in wall time (25x for one 300 x 48 product) when the cores are busy
+        # with the trainer, as they are. Snakemake jobs already get this from OMP_NUM_THREADS.
+        threadpool_limits(1)
         seed = self.seed * 1000 + wid
         rng = np.random.default_rng(np.random.SeedSequence([seed, 77]))
         if self.shards:
