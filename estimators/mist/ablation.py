@@ -24,13 +24,16 @@ VARIANTS = {
     "no_copula": {"features": {"normalisation": "standard"}},
     "no_side_input": {"features": {"side_input": False}},
     "pair_stats": {"features": {"pair_stats": True}},
-    # Against `pair_stats`, not the base: the shipped weights use both.
+    # Against `pair_stats`, not the base: the shipped weights use both (and raw_stats for n <= 100).
     "pair_radial_stats": {"features": {"pair_stats": True, "radial_stats": True}},
     # Measured at 2,000 deterministic steps (d from 1, half the batches at n = 10..40): validation MSE
     # 0.250 against 0.235 for pair_radial_stats, so the shipped weights do not use block_stats.
     "pair_radial_block_stats": {"features": {"pair_stats": True, "radial_stats": True, "block_stats": True}},
     # Against `pair_radial_stats`: adds statistics of the raw (not rank-transformed) values.
     "pair_radial_raw_stats": {"features": {"pair_stats": True, "radial_stats": True, "raw_stats": True}},
+    # The shipped design: the raw statistics only where the ranks are coarse (n <= 100).
+    "pair_radial_raw_small_n": {"features": {"pair_stats": True, "radial_stats": True, "raw_stats": True,
+                                             "raw_max_n": 100}},
     "shrink_1": {"features": {"shrink": 1.0, "extra_shrinks": []}},
     "all_rows": {"features": {"max_rows": None}},
     "k_pairs_4": {"features": {"k_pairs": 4}},
