@@ -173,7 +173,7 @@ def test_raw_max_n_limits_raw_stats_to_small_samples():
     full = FeatureConfig(max_rows=32, shrink=0.1, extra_shrinks=(0.5,), pair_stats=True, raw_stats=True)
     capped = FeatureConfig(**{**full.to_dict(), "raw_max_n": 40})
     assert capped.context_dim == full.context_dim and FeatureConfig.from_dict(capped.to_dict()) == capped
-    raw = slice(full.context_dim - (6 + 2 * 2), None)
+    raw = slice(FeatureConfig(**{**full.to_dict(), "raw_stats": False}).context_dim, None)  # appended last
     rng = np.random.default_rng(4)
     for n in (10, 40, 41, 200):
         x = rng.standard_normal((n, 3))
@@ -181,7 +181,10 @@ def test_raw_max_n_limits_raw_stats_to_small_samples():
         tok, ctx, g = dataset_features(x, y, capped)
         tok0, ctx0, g0 = dataset_features(x, y, full)
         assert np.array_equal(tok, tok0) and g == g0 and np.array_equal(ctx[:raw.start], ctx0[:raw.start])
-        assert np.array_equal(ctx[raw], ctx0[raw]) if n <= 40 else not ctx[raw].any() and ctx0[raw].any()
+        if n <= 40:
+            assert np.array_equal(ctx[raw], ctx0[raw])
+        else:
+            assert not ctx[raw].any() and ctx0[raw].any()
     for bad in ({"raw_max_n": 1}, {"raw_stats": False}):
         with pytest.raises(ValueError, match="raw_max_n"):
             FeatureConfig(**{**capped.to_dict(), **bad})

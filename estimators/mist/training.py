@@ -131,7 +131,8 @@ class FeatureStream(IterableDataset):
         torch.set_num_threads(1)
         # One BLAS thread too: the features are small LAPACK/BLAS calls, which a multi-threaded BLAS
         # makes 1.3-2x slower in wall time (25x for one 300 x 48 product) when the cores are busy
-        # with the trainer, as they are. Snakemake jobs already get this from OMP_NUM_THREADS.
+        # with the trainer, as they are. Snakemake jobs already get this from OMP_NUM_THREADS. With
+        # `workers: 0` this runs in the trainer's process and limits its numpy BLAS too (not torch).
         threadpool_limits(1)
         seed = self.seed * 1000 + wid
         rng = np.random.default_rng(np.random.SeedSequence([seed, 77]))
