@@ -47,11 +47,14 @@ def group_norm(h: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor, groups:
                eps: float = 1e-5) -> torch.Tensor:
     """GroupNorm over the feature axis of (G, R, H), per row; gamma/beta (G, 1, H).
 
-    Rows are folded into torch's batch axis so that its fused kernel does the
-    normalisation (a hand-written mean/var over groups of 8 was 2.5x slower,
-    and a third of MINDE's step); the affine part is per dataset."""
+    Each group of H / groups features is a row of torch's fused layer_norm (the
+    same statistics: biased variance, eps inside the root). Its backward is 1.5-2x
+    faster on a CPU than group_norm's on (G * R, H), whose kernel is built for
+    large spatial extents; a hand-written mean/var was 2.5x slower than either.
+    The affine part is per dataset."""
     g, r, width = h.shape
-    normed = torch.nn.functional.group_norm(h.reshape(g * r, width), groups, eps=eps)
+    size = width // groups
+    normed = torch.nn.functional.layer_norm(h.reshape(-1, size), (size,), eps=eps)
     return torch.addcmul(beta, normed.view(g, r, width), gamma)
 
 
