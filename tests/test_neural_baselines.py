@@ -16,7 +16,7 @@ import torch
 import estimators
 from estimators.base import Estimator
 from estimators.minde import VPSDE
-from estimators.neural.critics import group_norm
+from estimators.neural.critics import group_norm, linear
 from estimators.neural.training import BatchedAdam
 
 RHO = 0.75
@@ -219,6 +219,19 @@ def test_batched_adam_matches_torch_adam():
         ref.zero_grad()
     for p, q in zip(ours.params, b):
         torch.testing.assert_close(p, q)
+
+
+@pytest.mark.parametrize("shape", [(2, 7, 3, 5), (2, 9, 6, 2), (3, 8, 4, 1), (1, 4, 6, 6)])
+def test_tall_stacked_linear_is_the_plain_product_with_exact_gradients(shape):
+    # InfoNCE's pair critic lays its products out for many rows: the same maths, forward
+    # and backward, for widening, narrowing and square layers.
+    g, r, fan_in, fan_out = shape
+    torch.manual_seed(0)
+    args = [torch.randn(g, r, fan_in, dtype=torch.float64, requires_grad=True),
+            torch.randn(g, fan_in, fan_out, dtype=torch.float64, requires_grad=True),
+            torch.randn(g, 1, fan_out, dtype=torch.float64, requires_grad=True)]
+    torch.testing.assert_close(linear(*args, tall=True), torch.baddbmm(args[2], args[0], args[1]))
+    assert torch.autograd.gradcheck(lambda z, w, b: linear(z, w, b, tall=True), args)
 
 
 def test_stacked_group_norm_matches_torch_group_norm_per_dataset():

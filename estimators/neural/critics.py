@@ -38,9 +38,43 @@ def stacked_linear(gens: Sequence[torch.Generator], fan_in: Sequence[int], fan_o
     return w, b
 
 
-def linear(z: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """(G, R, in) -> (G, R, out)."""
-    return torch.baddbmm(b, z, w)
+def _bmm_laid_out(a: torch.Tensor, b: torch.Tensor, transposed: bool) -> torch.Tensor:
+    """a @ b, computed as (b^T a^T)^T (a transposed view) when `transposed`."""
+    if not transposed:
+        return torch.bmm(a, b)
+    return torch.bmm(b.transpose(1, 2), a.transpose(1, 2)).transpose(1, 2)
+
+
+class _TallLinear(torch.autograd.Function):
+    """z @ w + b for inputs with many rows, each product of the forward and backward
+    passes laid out for CPU BLAS, which is slow at a product whose result has a short
+    last axis next to a long inner one: (8, 4096, 16) @ (8, 16, 8) takes 384 us as
+    written against 88 us transposed, and its weight gradient (8, 16, 4096) @
+    (8, 4096, 8) 214 against 57 us. A narrowing layer (out < in) runs transposed
+    forward and for the weight gradient, a widening one for the input gradient.
+    The layout depends on the widths only, not on the (padded) row count, so a
+    dataset gets the same arithmetic alone as in a group."""
+
+    @staticmethod
+    def forward(ctx, z, w, b):
+        ctx.save_for_backward(z, w)
+        return _bmm_laid_out(z, w, w.shape[2] < w.shape[1]) + b
+
+    @staticmethod
+    def backward(ctx, grad):
+        z, w = ctx.saved_tensors
+        gz = _bmm_laid_out(grad, w.transpose(1, 2), w.shape[1] < w.shape[2])
+        gw = _bmm_laid_out(z.transpose(1, 2), grad, w.shape[2] < w.shape[1])
+        return gz, gw, grad.sum(1, keepdim=True)
+
+
+def linear(z: torch.Tensor, w: torch.Tensor, b: torch.Tensor, tall: bool = False) -> torch.Tensor:
+    """(G, R, in) @ (G, in, out) + b (G, 1, out) -> (G, R, out).
+
+    `tall=True` lays the products out for many rows (`_TallLinear`): InfoNCE's
+    critic sees B^2 rows per step, and trains 1.24x faster with it; at MINE's
+    few hundred rows the custom autograd function's overhead outweighs the gain."""
+    return _TallLinear.apply(z, w, b) if tall else torch.baddbmm(b, z, w)
 
 
 def group_norm(h: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor, groups: int,
@@ -87,10 +121,10 @@ class PairCritic:
             params += stacked_linear(gens, [a] * g, [b] * g)
         return params
 
-    def _tail(self, params: list[torch.Tensor], h: torch.Tensor) -> torch.Tensor:
+    def _tail(self, params: list[torch.Tensor], h: torch.Tensor, tall: bool = False) -> torch.Tensor:
         rest = params[3:]
         for k in range(0, len(rest), 2):
-            h = linear(self.act(h), rest[k], rest[k + 1])
+            h = linear(self.act(h), rest[k], rest[k + 1], tall)
         return h.squeeze(-1)
 
     def paired(self, params: list[torch.Tensor], x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -105,7 +139,7 @@ class PairCritic:
         hy = torch.bmm(y, wy)
         g, r, c = x.shape[0], x.shape[1], y.shape[1]
         h = (hx[:, :, None, :] + hy[:, None, :, :]).reshape(g, r * c, -1)
-        return self._tail(params, h).view(g, r, c)
+        return self._tail(params, h, tall=True).view(g, r, c)
 
 
 # -- estimators built on a critic (MINE, InfoNCE) ------------------------------
