@@ -72,8 +72,9 @@ def linear(z: torch.Tensor, w: torch.Tensor, b: torch.Tensor, tall: bool = False
     """(G, R, in) @ (G, in, out) + b (G, 1, out) -> (G, R, out).
 
     `tall=True` lays the products out for many rows (`_TallLinear`): InfoNCE's
-    critic sees B^2 rows per step, and trains 1.24x faster with it; at MINE's
-    few hundred rows the custom autograd function's overhead outweighs the gain."""
+    critic sees B^2 rows per step, and batched InfoNCE trains 1.24x faster with it
+    (64 datasets at n = 500, one thread; 1.1x on a mix of n and d). At MINE's few
+    hundred rows the custom autograd function's overhead outweighs the gain."""
     return _TallLinear.apply(z, w, b) if tall else torch.baddbmm(b, z, w)
 
 
