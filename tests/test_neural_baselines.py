@@ -16,7 +16,7 @@ import torch
 import estimators
 from estimators.base import Estimator
 from estimators.minde import VPSDE
-from estimators.neural.critics import group_norm, linear
+from estimators.neural.critics import PairCritic, group_norm
 from estimators.neural.training import BatchedAdam
 
 RHO = 0.75
@@ -221,17 +221,38 @@ def test_batched_adam_matches_torch_adam():
         torch.testing.assert_close(p, q)
 
 
-@pytest.mark.parametrize("shape", [(2, 7, 3, 5), (2, 9, 6, 2), (3, 8, 4, 1), (1, 4, 6, 6)])
-def test_tall_stacked_linear_is_the_plain_product_with_exact_gradients(shape):
-    # InfoNCE's pair critic lays its products out for many rows: the same maths, forward
-    # and backward, for widening, narrowing and square layers.
-    g, r, fan_in, fan_out = shape
+@pytest.mark.parametrize("hidden,activation", [((16, 8), "relu"), ((5,), "tanh"), ((6, 4, 3), "silu"),
+                                               ((4, 7), "relu")])
+def test_all_pairs_critic_is_the_concat_mlp_on_every_pair_with_exact_gradients(hidden, activation):
+    # InfoNCE's B x B critic values come from a hand-written forward and backward
+    # (features-major layout): they must be the plain MLP on concat(x_i, y_j), with
+    # the same gradients, for any depth and activation and for R != C.
+    g, r, c, dx, dy = 2, 5, 3, 3, 2
     torch.manual_seed(0)
-    args = [torch.randn(g, r, fan_in, dtype=torch.float64, requires_grad=True),
-            torch.randn(g, fan_in, fan_out, dtype=torch.float64, requires_grad=True),
-            torch.randn(g, 1, fan_out, dtype=torch.float64, requires_grad=True)]
-    torch.testing.assert_close(linear(*args, tall=True), torch.baddbmm(args[2], args[0], args[1]))
-    assert torch.autograd.gradcheck(lambda z, w, b: linear(z, w, b, tall=True), args)
+    critic = PairCritic(hidden, activation)
+    gens = [torch.Generator().manual_seed(i) for i in range(g)]
+    params = [p.double().requires_grad_() for p in critic.init(gens, [dx] * g, [dy] * g)]
+    x = torch.randn(g, r, dx, dtype=torch.float64, requires_grad=True)
+    y = torch.randn(g, c, dy, dtype=torch.float64, requires_grad=True)
+    act = {"relu": torch.relu, "tanh": torch.tanh, "silu": torch.nn.functional.silu}[activation]
+
+    def reference(x, y, *params):
+        wx, wy, b1 = params[:3]
+        xy = torch.cat([x[:, :, None, :].expand(-1, -1, c, -1), y[:, None, :, :].expand(-1, r, -1, -1)], -1)
+        h = xy.reshape(g, r * c, dx + dy) @ torch.cat([wx, wy], 1) + b1
+        for w, b in zip(params[3::2], params[4::2]):
+            h = act(h) @ w + b
+        return h.view(g, r, c)
+
+    def ours(x, y, *params):
+        return critic.all_pairs(list(params), x, y)
+
+    torch.testing.assert_close(ours(x, y, *params), reference(x, y, *params))
+    assert torch.autograd.gradcheck(ours, (x, y, *params))
+    # A perturbed weight must show: the comparison is not vacuous.
+    bent = [p.detach().clone() for p in params]
+    bent[3] = bent[3] * 1.001
+    assert not torch.allclose(ours(x, y, *bent), reference(x, y, *params))
 
 
 def test_stacked_group_norm_matches_torch_group_norm_per_dataset():
@@ -239,21 +260,27 @@ def test_stacked_group_norm_matches_torch_group_norm_per_dataset():
     torch.manual_seed(0)
     g, r, width = 3, 5, 16
     h = torch.randn(g, r, width, dtype=torch.float64, requires_grad=True)  # float64: compare the maths
-    gamma, beta = torch.randn(g, 1, width, dtype=torch.float64), torch.randn(g, 1, width, dtype=torch.float64)
+    gamma = torch.randn(g, 1, width, dtype=torch.float64, requires_grad=True)
+    beta = torch.randn(g, 1, width, dtype=torch.float64, requires_grad=True)
     ours = group_norm(h, gamma, beta, 8)
     (ours * torch.arange(width)).sum().backward()
     h_ref = h.detach().clone().requires_grad_()
-    refs = []
+    refs, norms = [], []
     for i in range(g):
         gn = torch.nn.GroupNorm(8, width).double()
         with torch.no_grad():
             gn.weight.copy_(gamma[i, 0])
             gn.bias.copy_(beta[i, 0])
         refs.append(gn(h_ref[i]))
+        norms.append(gn)
     ref = torch.stack(refs)
     (ref * torch.arange(width)).sum().backward()
     torch.testing.assert_close(ours, ref)
     torch.testing.assert_close(h.grad, h_ref.grad)
+    # The per-dataset affine has its own backward: its gradients too.
+    torch.testing.assert_close(gamma.grad[:, 0], torch.stack([gn.weight.grad for gn in norms]))
+    torch.testing.assert_close(beta.grad[:, 0], torch.stack([gn.bias.grad for gn in norms]))
+    assert torch.autograd.gradcheck(lambda h, gm, bt: group_norm(h, gm, bt, 8), (h, gamma, beta))
 
 
 @pytest.mark.parametrize("name,bad", [
