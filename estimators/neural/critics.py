@@ -71,7 +71,8 @@ class _PairMLP(torch.autograd.Function):
     autograd bookkeeping touch the R * C-row tensors. At InfoNCE's defaults (8
     datasets, B = 64, widths 16 and 8, one thread) a training step's critic forward
     and backward take 2.6-4.3 ms this way against 6.1-7.2 ms through autograd on
-    row-major (G, R * C, width) activations."""
+    row-major (G, R * C, width) activations; batched InfoNCE training as a whole takes
+    1.5x less CPU time (64 datasets, n = 500: 8.2-8.7 s against 12.8-13.1 s)."""
 
     @staticmethod
     def forward(ctx, act: str, hx, hy, *weights):
