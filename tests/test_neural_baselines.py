@@ -255,10 +255,11 @@ def test_all_pairs_critic_is_the_concat_mlp_on_every_pair_with_exact_gradients(h
     assert not torch.allclose(ours(x, y, *bent), reference(x, y, *params))
 
 
-def test_stacked_group_norm_matches_torch_group_norm_per_dataset():
-    # MINDE's normalisation: one GroupNorm (8 groups, own affine) per dataset, stacked.
+@pytest.mark.parametrize("g,r,width", [(3, 5, 16), (3, 700, 32)])
+def test_stacked_group_norm_matches_torch_group_norm_per_dataset(g, r, width):
+    # MINDE's normalisation: one GroupNorm (8 groups, own affine) per dataset, stacked;
+    # small and large shapes take autograd's addcmul and the hand-written affine.
     torch.manual_seed(0)
-    g, r, width = 3, 5, 16
     h = torch.randn(g, r, width, dtype=torch.float64, requires_grad=True)  # float64: compare the maths
     gamma = torch.randn(g, 1, width, dtype=torch.float64, requires_grad=True)
     beta = torch.randn(g, 1, width, dtype=torch.float64, requires_grad=True)
@@ -280,7 +281,8 @@ def test_stacked_group_norm_matches_torch_group_norm_per_dataset():
     # The per-dataset affine has its own backward: its gradients too.
     torch.testing.assert_close(gamma.grad[:, 0], torch.stack([gn.weight.grad for gn in norms]))
     torch.testing.assert_close(beta.grad[:, 0], torch.stack([gn.bias.grad for gn in norms]))
-    assert torch.autograd.gradcheck(lambda h, gm, bt: group_norm(h, gm, bt, 8), (h, gamma, beta))
+    if g * r * width < 1 << 12:  # gradcheck is quadratic in the size
+        assert torch.autograd.gradcheck(lambda h, gm, bt: group_norm(h, gm, bt, 8), (h, gamma, beta))
 
 
 @pytest.mark.parametrize("name,bad", [
