@@ -43,24 +43,25 @@ def linear(z: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return torch.baddbmm(b, z, w)
 
 
-# Activations of the fused pair MLP: forward in place on the pre-activation, and the
-# backward from what the forward saved (relu and tanh: their output; silu: its input).
-def _act_forward(name: str, pre: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    if name == "relu":
-        out = pre.relu_()
-        return out, out
-    if name == "tanh":
-        out = pre.tanh_()
-        return out, out
-    return torch.nn.functional.silu(pre), pre
+def _relu_forward(pre: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    out = pre.relu_()
+    return out, out
 
 
-def _act_backward(name: str, grad: torch.Tensor, saved: torch.Tensor) -> torch.Tensor:
-    if name == "relu":
-        return torch.ops.aten.threshold_backward(grad, saved, 0)
-    if name == "tanh":
-        return torch.ops.aten.tanh_backward(grad, saved)
-    return torch.ops.aten.silu_backward(grad, saved)
+def _tanh_forward(pre: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    out = pre.tanh_()
+    return out, out
+
+
+# The critics' activations, by name: the function itself, and for the fused pair MLP a
+# forward in place on the pre-activation returning (output, what the backward needs)
+# and that backward (relu and tanh: from their output; silu: from its input).
+ACTIVATIONS = {
+    "relu": (torch.relu, _relu_forward, lambda g, out: torch.ops.aten.threshold_backward(g, out, 0)),
+    "tanh": (torch.tanh, _tanh_forward, torch.ops.aten.tanh_backward),
+    "silu": (torch.nn.functional.silu, lambda pre: (torch.nn.functional.silu(pre), pre),
+             torch.ops.aten.silu_backward),
+}
 
 
 class _PairMLP(torch.autograd.Function):
@@ -78,14 +79,15 @@ class _PairMLP(torch.autograd.Function):
     def forward(ctx, act: str, hx, hy, *weights):
         g, h, r = hx.shape
         c = hy.shape[2]
-        z, saved = _act_forward(act, (hx[:, :, :, None] + hy[:, :, None, :]).view(g, h, r * c))
+        act_forward = ACTIVATIONS[act][1]
+        z, saved = act_forward((hx[:, :, :, None] + hy[:, :, None, :]).view(g, h, r * c))
         inputs, acts = [z], [saved]
         layers = len(weights) // 2
         for k in range(layers):
             w, b = weights[2 * k], weights[2 * k + 1]  # (G, in, out), (G, 1, out)
             pre = torch.baddbmm(b.transpose(1, 2), w.transpose(1, 2), z)  # (G, out, R * C)
             if k < layers - 1:
-                z, saved = _act_forward(act, pre)
+                z, saved = act_forward(pre)
                 inputs.append(z)
                 acts.append(saved)
             else:
@@ -100,12 +102,13 @@ class _PairMLP(torch.autograd.Function):
         saved = ctx.saved_tensors
         layers = len(saved) // 4
         inputs, acts, weights = saved[:layers], saved[layers:2 * layers], saved[2 * layers:]
+        act_backward = ACTIVATIONS[ctx.act][2]
         dz = grad.reshape(g, 1, r * c)
         grads = []
         for k in reversed(range(layers)):
             w = weights[2 * k]
             grads = [torch.bmm(inputs[k], dz.transpose(1, 2)), dz.sum(2)[:, None, :]] + grads
-            dz = _act_backward(ctx.act, torch.bmm(w, dz), acts[k])  # (G, in, R * C)
+            dz = act_backward(torch.bmm(w, dz), acts[k])  # (G, in, R * C)
         dz = dz.view(g, h, r, c)
         return (None, dz.sum(3), dz.sum(2), *grads)
 
@@ -160,10 +163,9 @@ class PairCritic:
         if not hidden or any(int(h) < 1 for h in hidden):
             raise ValueError(f"hidden must be a non-empty list of positive widths, got {hidden!r}")
         self.hidden = [int(h) for h in hidden]
-        acts = {"relu": torch.relu, "silu": torch.nn.functional.silu, "tanh": torch.tanh}
-        if activation not in acts:
-            raise ValueError(f"activation must be one of {sorted(acts)}, got {activation!r}")
-        self.act, self.activation = acts[activation], activation
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
+        self.act, self.activation = ACTIVATIONS[activation][0], activation
 
     def init(self, gens: Sequence[torch.Generator], dx: Sequence[int], dy: Sequence[int]) -> list[torch.Tensor]:
         h1 = self.hidden[0]
