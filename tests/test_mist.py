@@ -50,6 +50,46 @@ def test_permutation_invariance(mist, n):
     assert abs(a - b) < 1e-4
 
 
+@pytest.mark.parametrize("half,dx,dy", [(150, 4, 4), (40, 3, 3)])
+def test_row_order_invariance_holds_for_point_symmetric_samples(mist, half, dx, dy):
+    # Rows (x, y) and (-x, -y) together: every canonical pair's skewness is zero, so its
+    # sign used to come from rounding, i.e. from the row order.
+    x0, y0, _ = gaussian_pair(half, dx, dy, 0.6, seed=4)
+    x, y = np.vstack([x0, -x0]), np.vstack([y0, -y0])
+    cfg = mist.features
+
+    def rows(t):
+        return t[np.lexsort(t.T[::-1])]
+
+    t0, c0, _ = dataset_features(x, y, cfg)
+    ref = mist.estimate(x, y).mi
+    rng = np.random.default_rng(0)
+    for _ in range(6):
+        p = rng.permutation(2 * half)
+        t, c, _ = dataset_features(x[p], y[p], cfg)
+        assert np.array_equal(rows(t), rows(t0)) and np.allclose(c, c0, atol=1e-9)
+        assert abs(mist.estimate(x[p], y[p]).mi - ref) < 1e-5
+
+
+def test_row_subsample_ignores_the_order_of_tied_rows():
+    # n > max_rows with discrete values: distinct rows tie on the subsample's sort key.
+    from estimators.mist.features import _row_order
+    key = np.array([1.0, 0.0, 1.0, 1.0])
+    cols = np.array([[3.0], [9.0], [2.0], [5.0]])
+    order = _row_order(key, cols)
+    assert order.tolist() == [1, 2, 0, 3]
+    p = np.array([3, 0, 2, 1])
+    assert (p[_row_order(key[p], cols[p])]).tolist() == order.tolist()
+
+
+def test_standardise_keeps_tiny_columns_that_vary():
+    from estimators.mist.features import _standardise
+    a = np.random.default_rng(0).standard_normal((20, 2))
+    assert np.allclose(_standardise(a * 1e-13), _standardise(a))
+    const = np.full((20, 1), 1e6) + np.zeros((20, 1))
+    assert not _standardise(const).any()
+
+
 def test_network_is_row_permutation_invariant():
     torch.manual_seed(0)
     net = MISTNet(Architecture(token_dim=18, context_dim=29)).eval()

@@ -13,9 +13,11 @@ Pipeline for one dataset (x: n x dx, y: n x dy):
    standardised squared norms of the row's x and y parts, which carry the
    shared-scale dependence of Student-t families), optionally from a
    stratified subsample of at most `max_rows` rows. The token width is fixed,
-   so any dx, dy work (dx != dy, d > 32), and the tokens are invariant to
-   permutations, sign flips and any invertible linear map of the columns
-   within x or within y;
+   so any dx, dy work (dx != dy, d > 32). The tokens are invariant to the
+   order of the rows, to permutations and sign flips of the columns within x
+   or within y and, through the normal scores, to any strictly increasing map
+   of a column (with `standard`: any affine map); swapping x and y swaps u
+   and v;
 4. context: log n, dims, the shrunk Gaussian-copula MI
    g = -1/2 sum log(1 - rho_i^2) (the side input the head corrects), the
    canonical-correlation spectrum and the classic bias scale dx*dy/(2n);
@@ -155,9 +157,12 @@ def _normal_scores(a: np.ndarray) -> np.ndarray:
 
 
 def _standardise(a: np.ndarray) -> np.ndarray:
+    scale = np.abs(a).max(0)
     a = a - a.mean(0)
     sd = a.std(0)
-    sd[sd < 1e-12] = 1.0  # constant column: stays all zeros
+    # Constant column (stays all zeros): a spread at the float resolution of its values,
+    # relative, so that a column of tiny values that do vary is standardised like any other.
+    sd[sd <= 1e-12 * scale] = 1.0
     return a / sd
 
 
@@ -204,7 +209,7 @@ def dataset_features(x: np.ndarray, y: np.ndarray, cfg: FeatureConfig,
         a /= sd
     # The SVD's sign of each pair is arbitrary: fix it by the skewness of u + v,
     # which is the same for (x, y) and (y, x) and does not depend on row order.
-    canon = np.where(((u + v) ** 3).sum(0) < 0, -1.0, 1.0)
+    canon = _pair_signs(u + v)
     u *= canon
     v *= canon
     if rng is not None:
@@ -218,7 +223,7 @@ def dataset_features(x: np.ndarray, y: np.ndarray, cfg: FeatureConfig,
         # spaced positions of the order of u_1 + v_1. It depends on the rows'
         # values only, so it is invariant to row order (and symmetric under
         # the pair's sign flip and under swapping x and y).
-        order = np.argsort(u[:, 0] + v[:, 0], kind="stable")
+        order = _row_order(u[:, 0] + v[:, 0], u + v, (u - v) ** 2, np.c_[rx + ry, (rx - ry) ** 2])
         keep = order[np.round(np.linspace(0, n - 1, cfg.max_rows)).astype(int)]
         u, v, rx, ry = u[keep], v[keep], rx[keep], ry[keep]
     tokens = np.zeros((len(u), cfg.token_dim), dtype=np.float32)
@@ -249,6 +254,42 @@ def dataset_features(x: np.ndarray, y: np.ndarray, cfg: FeatureConfig,
         side * rho_k, side * mi_k / 2.0, side * np.asarray(extra, dtype=np.float64), pairs, radial, block, raw,
     ]).astype(np.float32)
     return tokens, ctx, g if cfg.side_input else 0.0
+
+
+def _pair_signs(w: np.ndarray) -> np.ndarray:
+    """A sign per canonical pair (column of w = u + v): the sign of its skewness.
+
+    A pair whose skewness is zero up to rounding (every pair of a sample that is
+    symmetric under (x, y) -> (-x, -y)) would get its sign from the rounding, which
+    depends on the row order. Such a pair is signed relative to a reference pair
+    instead, by sum_i w_ref^3 w_k, which flips with pair k alone. The reference is the
+    first pair with a clear skewness, else the first pair as the SVD signed it: then
+    flipping every pair at once maps the sample onto itself, so that sign is free."""
+    s3 = (w ** 3).sum(0)
+    signs = np.where(s3 < 0, -1.0, 1.0)
+    tied = np.abs(s3) <= 1e-9 * (np.abs(w) ** 3).sum(0)
+    if not tied.any():
+        return signs
+    clear = np.flatnonzero(~tied)
+    ref = int(clear[0]) if len(clear) else 0
+    if not len(clear):
+        signs[ref] = 1.0
+    cross = ((signs[ref] * w[:, ref]) ** 3 @ w)
+    for k in np.flatnonzero(tied):
+        if k != ref:
+            signs[k] = -1.0 if cross[k] < 0 else 1.0
+    return signs
+
+
+def _row_order(primary: np.ndarray, *ties: np.ndarray) -> np.ndarray:
+    """Row indices sorted by `primary`; equal values are ordered by the columns of `ties`
+    in turn, so that the order depends on the rows' values and not on their input order
+    (a stable sort alone would keep whichever of two tied rows came first)."""
+    order = np.argsort(primary, kind="stable")
+    if not (np.diff(primary[order]) == 0).any():  # the usual case: no ties, no extra cost
+        return order
+    keys = [col for block in reversed(ties) for col in block.T[::-1]]
+    return np.lexsort((*keys, primary))
 
 
 class _ShrunkCCA:
@@ -306,7 +347,8 @@ def _raw_stats(x: np.ndarray, y: np.ndarray, shrinks: tuple[float, ...], max_row
         out += _mi_pair(cca.gaussian_mi(c))
     n = zx.shape[0]
     if max_rows is not None and n > max_rows:
-        order = np.argsort((zx * zx).sum(1) + (zy * zy).sum(1), kind="stable")
+        sx, sy = zx.sum(1), zy.sum(1)
+        order = _row_order((zx * zx).sum(1) + (zy * zy).sum(1), np.c_[sx + sy, (sx - sy) ** 2])
         keep = order[np.round(np.linspace(0, n - 1, max_rows)).astype(int)]
         zx, zy = zx[keep], zy[keep]
     return out + [_mantel(zx, zy)] + _top_shares(cca)
