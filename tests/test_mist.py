@@ -657,3 +657,41 @@ def test_calibrated_interval_widens_around_median():
     assert s >= 1.0 and cal.mi == pytest.approx(raw.mi)
     assert cal.lower == pytest.approx(max(0.0, raw.mi + s * (raw.lower - raw.mi)), abs=1e-9)
     assert cal.upper == pytest.approx(raw.mi + s * (raw.upper - raw.mi), abs=1e-9)
+
+
+def test_calibrated_scale_is_refused_for_another_interval():
+    with pytest.raises(ValueError, match="fitted for the interval"):
+        estimators.get("mist_qr", interval=(0.25, 0.75))
+    raw = estimators.get("mist_qr", interval=(0.25, 0.75), calibrated=False)
+    e = raw.estimate(*gaussian_pair(100, 2, 2, 0.5)[:2])
+    assert e.lower == e.quantiles[0.25] and e.info["spread_scale"] == 1.0
+
+
+def _shipped_copy(tmp_path, kind):
+    from estimators.checkpoint import card_path
+    w = tmp_path / f"{kind}.safetensors"
+    shutil.copy(WEIGHTS_DIR / f"{kind}.safetensors", w)
+    shutil.copy(card_path(WEIGHTS_DIR / f"{kind}.safetensors"), card_path(w))
+    return w, card_path(w)
+
+
+@pytest.mark.parametrize("edit, field", [({"k_pairs": 4}, "token_dim"), ({"raw_stats": False, "raw_max_n": None},
+                                                                           "context_dim"),
+                                         ({"side_input": False}, "residual")])
+def test_card_whose_features_contradict_its_architecture_is_refused(tmp_path, edit, field):
+    w, cp = _shipped_copy(tmp_path, "mist")
+    card = json.loads(cp.read_text())
+    card["features"].update(edit)
+    cp.write_text(json.dumps(card))
+    with pytest.raises(CheckpointError, match=field):
+        estimators.get("mist", weights=str(w))
+
+
+def test_calibration_refuses_the_checkpoint_selection_seed(tmp_path):
+    from estimators.mist.calibration import calibrate
+    w, cp = _shipped_copy(tmp_path, "mist_qr")
+    before = cp.read_bytes()
+    seed = json.loads(before)["training"]["data_spec"]["val_seed"]
+    with pytest.raises(ValueError, match="must be fresh"):
+        calibrate(str(w), size=10, seed=seed)
+    assert cp.read_bytes() == before

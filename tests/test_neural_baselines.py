@@ -188,6 +188,26 @@ def test_divergence_mid_training_fails_that_dataset_alone(name, monkeypatch):
     assert [out[0].mi, out[2].mi] == pytest.approx([e.mi for e in ref], abs=1e-6)
 
 
+def test_non_finite_final_estimate_names_the_final_step(monkeypatch):
+    """Finite held-out evaluations but a NaN Monte Carlo estimate (MINDE's `final`): a failure
+    that says so, not "no finite held-out evaluation", and the other datasets keep their values."""
+    from estimators.minde import MindeObjective
+
+    good, other = gaussian(200, seed=4), gaussian(200, seed=5)
+    params = {"steps": 40, "eval_every": 20, "mc_passes": 1}
+    real = MindeObjective.final
+
+    def final(self, *args):
+        return real(self, *args) * torch.tensor([1.0, float("nan"), 1.0])
+
+    monkeypatch.setattr(MindeObjective, "final", final)
+    out = estimators.get("minde_c", **params).estimate_batch([good, other, good])
+    monkeypatch.undo()
+    ref = estimators.get("minde_c", **params).estimate_batch([good, good])
+    assert not out[1].ok and "non-finite final estimate" in out[1].info["error"]
+    assert [out[0].mi, out[2].mi] == pytest.approx([e.mi for e in ref], abs=1e-6)
+
+
 def test_minde_reports_variant():
     x, y = gaussian(200, seed=0)
     c = estimators.get("minde_c", steps=50, eval_every=50, mc_passes=1).estimate(x, y)
@@ -288,7 +308,7 @@ def test_stacked_group_norm_matches_torch_group_norm_per_dataset(g, r, width):
 
 @pytest.mark.parametrize("name,bad", [
     ("mine", {"alpha": 1.5}), ("mine", {"hidden": []}), ("infonce", {"batch": 0}),
-    ("minde_c", {"width": 30}), ("minde_c", {"width": 8}), ("minde_c", {"blocks": 0}),
+    ("minde_c", {"width": 30}), ("minde_c", {"width": 8}), ("minde_c", {"width": 16}), ("minde_c", {"blocks": 0}),
     ("minde_j", {"sigma": -1.0}), ("mine", {"train_fraction": 1.0}),
 ])
 def test_bad_parameters_raise(name, bad):

@@ -39,6 +39,13 @@ def load_model(weights: str | Path, kind: str, device: torch.device) -> tuple[MI
         raise CheckpointError(f"checkpoint card of {weights} has no valid architecture/features: {err}") from None
     if arch.quantile != (kind == "mist_qr"):
         raise CheckpointError(f"checkpoint {weights}: architecture quantile={arch.quantile} does not fit {kind!r}")
+    # The weights' shapes are checked on load; these card fields are not in the weights, and a
+    # card that disagrees with itself would otherwise fail late or predict from the wrong inputs.
+    for field, want in (("token_dim", fcfg.token_dim), ("context_dim", fcfg.context_dim),
+                        ("residual", fcfg.side_input)):
+        if getattr(arch, field) != want:
+            raise CheckpointError(f"checkpoint card of {weights}: architecture {field}={getattr(arch, field)!r} "
+                                  f"does not match its features ({want!r})")
     model = MISTNet(arch)
     load_checkpoint(model, weights, device=str(device))
     model.to(device).eval()
@@ -127,6 +134,8 @@ class MIST_QR(_MISTBase):
     point estimate is the median; quantiles are sorted, so they never cross.
     `calibrated` applies the conformal spread scale stored in the card (see
     `estimators.mist.calibration`), widening every quantile around the median.
+    The scale holds for the interval it was fitted for (the card's, 5%-95% for the
+    shipped weights); another `interval` needs `calibrated=False` (raw quantiles).
     """
 
     name = "mist_qr"
@@ -145,6 +154,10 @@ class MIST_QR(_MISTBase):
                          taus=taus, interval=(lo, hi), calibrated=calibrated)
         cal = self.card.get("calibration") if calibrated else None
         # Conformal spread scale from held-out IMD data (estimators.mist.calibration); 1 = raw quantiles.
+        # It was fitted for one interval: at another level it would mis-state the coverage.
+        if cal and tuple(cal["interval"]) != (lo, hi):
+            raise ValueError(f"the conformal scale of {self.weights_path.name} was fitted for the interval "
+                             f"{tuple(cal['interval'])}; pass calibrated=False for raw quantiles at {(lo, hi)}")
         self.spread_scale = float(cal["spread_scale"]) if cal else 1.0
 
     def _estimate_batch(self, datasets):

@@ -42,7 +42,12 @@ def calibrate(weights: str, size: int = 600, seed: int = 424242, level: float = 
     from estimators.mist.adapter import MIST_QR  # imported by name: the workflow's code digest follows it
 
     est = MIST_QR(weights=weights, calibrated=False)
-    items = metadataset.validation_set({"val_size": size, "val_seed": seed})
+    # The model's own n and d ranges (its min_n comes from them too), drawn with a seed of their own.
+    data = read_card(weights)["training"]["data_spec"]
+    if int(seed) == int(data["val_seed"]):
+        raise ValueError(f"calibration seed {seed} is the validation seed that picked this checkpoint: "
+                         "the calibration datasets must be fresh")
+    items = metadataset.validation_set({"n": data["n"], "d": data["d"], "val_size": size, "val_seed": seed})
     out = est.estimate_batch([(d["x"], d["y"]) for d in items])
     lo, hi = est.params["interval"]
     q_lo = np.array([e.quantiles[lo] for e in out])
@@ -54,7 +59,7 @@ def calibrate(weights: str, size: int = 600, seed: int = 424242, level: float = 
     after = float(((med - s * (med - q_lo) <= truth) & (truth <= med + s * (q_hi - med))).mean())
     card = read_card(weights)
     card["calibration"] = {"spread_scale": s, "level": level, "interval": [lo, hi], "datasets": size,
-                           "seed": seed, "families": "imd", "coverage_before": before, "coverage_after": after,
+                           "seed": seed, "families": "imd", "n": list(data["n"]), "d": list(data["d"]), "coverage_before": before, "coverage_after": after,
                            "swap_average": bool(est.params["swap_average"])}
     for key in ("sha256", "weights_file", "n_parameters"):
         card.pop(key, None)

@@ -8,7 +8,9 @@ and report its best held-out value.
 `train_group` runs many datasets at once. Everything random for a dataset comes
 from that dataset's own generator (split, initial weights, batches, noise), in
 blocks of `DRAW_BLOCK` steps whatever the group, so a dataset gets the same
-result in a group as alone, up to float rounding. Datasets that stop early or
+result in a group as alone, up to float rounding (in float64 to ~1e-12; in
+float32 training can amplify it to ~1e-2 nats for MINE, and an early stop can
+then fall one evaluation apart, within the seed-to-seed spread). Datasets that stop early or
 diverge (non-finite loss) are dropped from the group, which shrinks the work
 and keeps a NaN in one dataset away from the others.
 """
@@ -296,6 +298,8 @@ def train_group(obj: Objective, preps: Sequence[Prepared], cfg: TrainConfig, dev
                              [gens[i] for i in done]).float().cpu()
         for j, i in enumerate(done):
             out[i].value = float(vals[j])
+            if not math.isfinite(out[i].value):  # the held-out evaluations were finite: say which part failed
+                out[i].error = f"non-finite final estimate ({out[i].value}) from the best snapshot"
     else:
         for i in done:
             out[i].value = float(best[i])
