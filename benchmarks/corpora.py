@@ -69,6 +69,7 @@ def plan(spec: dict[str, Any]) -> list[dict[str, Any]]:
     """All dataset descriptors (no data) of a family-based corpus, in a fixed order."""
     seed = int(spec["seed"])
     out = []
+    keys: set[str] = set()
     for block in spec["blocks"]:
         split = block["split"]
         for family in _families(block):
@@ -80,6 +81,10 @@ def plan(spec: dict[str, Any]) -> list[dict[str, Any]]:
                 for n in sizes(block["n"]):
                     for rep in range(int(block.get("per_cell", 1))):
                         key = f"{split}|{family}|{dx}x{dy}|n{n}|r{rep}"
+                        if key in keys:  # same key, same seed: the same data scored twice
+                            raise ValueError(f"blocks repeat dataset {key!r}: give each block that shares "
+                                             f"families and sizes its own split name")
+                        keys.add(key)
                         out.append({"id": f"{len(out):06d}", "key": key, "split": split, "family": family,
                                     "n": n, "dx": dx, "dy": dy, "rep": rep,
                                     "seed": int(_seed(seed, key).generate_state(1)[0])})

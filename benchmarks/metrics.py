@@ -7,6 +7,7 @@ the error statistics, which are computed over successful estimates only.
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -45,7 +46,18 @@ def annotate(df: pd.DataFrame) -> pd.DataFrame:
     has_iv = np.isfinite(df["lower"]) & np.isfinite(df["upper"])
     df["covered"] = np.where(has_iv, (df["lower"] <= df["true_mi"]) & (df["true_mi"] <= df["upper"]), np.nan)
     df["width"] = np.where(has_iv, df["upper"] - df["lower"], np.nan)
+    # The nominal level of each interval, as the estimator reported it (its `info`).
+    levels = df["info"].map(_interval_level) if "info" in df else np.nan
+    df["level"] = np.where(has_iv, levels, np.nan)
     return df
+
+
+def _interval_level(info: Any) -> float:
+    try:
+        value = json.loads(info).get("interval_level") if isinstance(info, str) and info else None
+    except (ValueError, AttributeError):
+        return np.nan
+    return float(value) if value is not None else np.nan
 
 
 def _bootstrap_ci(sq: np.ndarray, reps: int, level: float, seed: int) -> tuple[float, float]:
@@ -77,6 +89,9 @@ def summarise(df: pd.DataFrame, by: list[str], ci_reps: int = 1000, ci_level: fl
             variance=float(err.var()) if len(ok) else np.nan,
             mae=float(np.abs(err).mean()) if len(ok) else np.nan,
             mean_rel_error=float(rel.mean()) if len(ok) else np.nan,
+            intervals=int(ok["covered"].notna().sum()),
+            # one nominal level per group, or NaN when its intervals mix levels (or report none)
+            level=_one_level(ok["level"]) if "level" in ok else np.nan,
             coverage=float(np.nanmean(ok["covered"])) if ok["covered"].notna().any() else np.nan,
             width=float(np.nanmean(ok["width"])) if ok["width"].notna().any() else np.nan,
             median_seconds=float(np.nanmedian(g["seconds"])) if g["seconds"].notna().any() else np.nan,
@@ -84,6 +99,11 @@ def summarise(df: pd.DataFrame, by: list[str], ci_reps: int = 1000, ci_level: fl
         )
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _one_level(levels: pd.Series) -> float:
+    found = levels.dropna().unique()
+    return float(found[0]) if len(found) == 1 else np.nan
 
 
 def quantile_levels(df: pd.DataFrame) -> list[float]:

@@ -71,12 +71,19 @@ def calibration_curves(cal: pd.DataFrame, stem: str | os.PathLike) -> None:
     _save(fig, stem)
 
 
-def family_heatmap(summary: pd.DataFrame, stem: str | os.PathLike) -> None:
-    # a family's error over every corpus and split it appears in, weighted by their dataset counts
+def family_errors(summary: pd.DataFrame) -> pd.DataFrame:
+    """Mean relative error per family (rows) and estimator (columns) over every corpus and
+    split the family appears in: each group's mean weighted by the datasets it is over, its
+    estimated ones (failures have no error to average)."""
     w = summary[summary["mean_rel_error"].notna()]
-    w = w.assign(weighted=w["mean_rel_error"] * w["datasets"])
-    sums = w.groupby(["family", "estimator"])[["weighted", "datasets"]].sum()
-    piv = (sums["weighted"] / sums["datasets"]).unstack("estimator")
+    w = w.assign(estimated=w["datasets"] - w["failed"])
+    w = w.assign(weighted=w["mean_rel_error"] * w["estimated"])
+    sums = w.groupby(["family", "estimator"])[["weighted", "estimated"]].sum()
+    return (sums["weighted"] / sums["estimated"]).unstack("estimator")
+
+
+def family_heatmap(summary: pd.DataFrame, stem: str | os.PathLike) -> None:
+    piv = family_errors(summary)
     fig, ax = plt.subplots(figsize=(1.2 + 0.9 * max(1, piv.shape[1]), 0.5 + 0.35 * max(1, piv.shape[0])))
     sns.heatmap(piv.clip(upper=2.0), annot=piv.round(2), fmt="", cmap="rocket_r", ax=ax,
                 cbar_kws={"label": "mean relative error (clipped at 2)"})

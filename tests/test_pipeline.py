@@ -121,6 +121,9 @@ def test_config_check_names_the_key():
     bad_family = {**SPEC, "blocks": [{**SPEC["blocks"][0], "families": ["multi_normal-dense-bogus"]}]}
     with pytest.raises(ValueError, match=r"corpora.c: unknown family 'multi_normal-dense-bogus'"):
         check(_config(corpora={"c": bad_family}))
+    twice = {**SPEC, "blocks": [SPEC["blocks"][0], SPEC["blocks"][0]]}  # same split, families, sizes
+    with pytest.raises(ValueError, match=r"corpora.c: blocks repeat dataset"):
+        check(_config(corpora={"c": twice}))
     # Parameters are checked when the DAG is parsed, not inside the job after the corpora are built.
     with pytest.raises(ValueError, match=r"estimators.ksg.params: .*'kk'"):
         check(_config(estimators={"ksg": {"estimator": "ksg", "params": {"kk": 5}, "corpora": ["c"]}}))
@@ -211,3 +214,24 @@ def test_every_table_and_plot_has_its_report_caption():
         assert text.startswith(caption), name
     for name in PLOTS:
         assert (report / "plots" / f"{name}.rst").read_text().strip(), name
+
+
+def test_family_heatmap_weights_each_group_by_its_estimated_datasets():
+    from benchmarks.plots import family_errors
+    # split a: 10 datasets, 9 failed, the survivor off by 100%; split b: 10 exact estimates
+    summary = pd.DataFrame({"family": ["f", "f"], "estimator": ["e", "e"], "split": ["a", "b"],
+                            "mean_rel_error": [1.0, 0.0], "datasets": [10, 10], "failed": [9, 0]})
+    assert family_errors(summary).loc["f", "e"] == pytest.approx(1 / 11)
+
+
+def test_coverage_reports_the_intervals_level_and_count():
+    from benchmarks import metrics
+    df = pd.DataFrame({"estimator": ["a", "a", "a", "b", "b"], "status": ["ok"] * 5,
+                       "mi": [1.0] * 5, "true_mi": [1.0, 1.0, 3.0, 1.0, 1.0], "n": [50] * 5, "dx": [2] * 5,
+                       "dy": [2] * 5, "lower": [0.5, 0.5, 0.5, 0.0, np.nan], "upper": [1.5, 1.5, 1.5, 2.0, np.nan],
+                       "seconds": [0.1] * 5,
+                       "info": ['{"interval_level": 0.95}'] * 3 + ['{"interval_level": 0.5}', "{}"]})
+    s = metrics.summarise(metrics.annotate(df), ["estimator"], ci_reps=0).set_index("estimator")
+    assert s.loc["a", "level"] == 0.95 and s.loc["a", "intervals"] == 3
+    assert s.loc["a", "coverage"] == pytest.approx(2 / 3)
+    assert s.loc["b", "level"] == 0.5 and s.loc["b", "intervals"] == 1
