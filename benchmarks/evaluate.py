@@ -98,7 +98,7 @@ def calibration_table(df: pd.DataFrame) -> pd.DataFrame:
     return cal.rename(columns={"tau": "nominal"})
 
 
-def write_plots(df: pd.DataFrame, out: str | os.PathLike, cfg: dict[str, Any]) -> list[str]:
+def write_plots(df: pd.DataFrame, out: str | os.PathLike) -> list[str]:
     """Every figure of PLOTS under `out`, as PNG and PDF."""
     out = Path(out)
     df = metrics.annotate(df)
@@ -118,7 +118,7 @@ def write_plots(df: pd.DataFrame, out: str | os.PathLike, cfg: dict[str, Any]) -
 def evaluate(df: pd.DataFrame, out: str | os.PathLike, cfg: dict[str, Any]) -> dict[str, list[str]]:
     """Tables and plots under `out`/tables and `out`/plots."""
     out = Path(out)
-    return {"tables": write_tables(df, out / "tables", cfg), "plots": write_plots(df, out / "plots", cfg)}
+    return {"tables": write_tables(df, out / "tables", cfg), "plots": write_plots(df, out / "plots")}
 
 
 def _timing(df: pd.DataFrame, ref: str) -> pd.DataFrame:

@@ -66,7 +66,6 @@ rule plots:
         # The same figures as vector PDF, for papers (the report shows the PNGs).
         **{f"{name}_pdf": f"{RESULTS}/plots/{name}.pdf" for name in PLOTS},
     params:
-        evaluation=config.get("evaluation", {}),
         out=f"{RESULTS}/plots",
         code=code("plots.py"),
     log:
