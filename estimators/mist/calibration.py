@@ -59,7 +59,8 @@ def calibrate(weights: str, size: int = 600, seed: int = 424242, level: float = 
     after = float(((med - s * (med - q_lo) <= truth) & (truth <= med + s * (q_hi - med))).mean())
     card = read_card(weights)
     card["calibration"] = {"spread_scale": s, "level": level, "interval": [lo, hi], "datasets": size,
-                           "seed": seed, "families": "imd", "n": list(data["n"]), "d": list(data["d"]), "coverage_before": before, "coverage_after": after,
+                           "seed": seed, "families": "imd", "n": list(data["n"]), "d": list(data["d"]),
+                           "coverage_before": before, "coverage_after": after,
                            "swap_average": bool(est.params["swap_average"])}
     for key in ("sha256", "weights_file", "n_parameters"):
         card.pop(key, None)

@@ -274,7 +274,7 @@ def _pair_signs(w: np.ndarray) -> np.ndarray:
     ref = int(clear[0]) if len(clear) else 0
     if not len(clear):
         signs[ref] = 1.0
-    cross = ((signs[ref] * w[:, ref]) ** 3 @ w)
+    cross = (signs[ref] * w[:, ref]) ** 3 @ w
     for k in np.flatnonzero(tied):
         if k != ref:
             signs[k] = -1.0 if cross[k] < 0 else 1.0
