@@ -53,10 +53,7 @@ def annotate(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def _interval_level(info: Any) -> float:
-    try:
-        value = json.loads(info).get("interval_level") if isinstance(info, str) and info else None
-    except (ValueError, AttributeError):
-        return np.nan
+    value = json.loads(info).get("interval_level") if isinstance(info, str) and info else None
     return float(value) if value is not None else np.nan
 
 
@@ -91,7 +88,7 @@ def summarise(df: pd.DataFrame, by: list[str], ci_reps: int = 1000, ci_level: fl
             mean_rel_error=float(rel.mean()) if len(ok) else np.nan,
             intervals=int(ok["covered"].notna().sum()),
             # one nominal level per group, or NaN when its intervals mix levels (or report none)
-            level=_one_level(ok["level"]) if "level" in ok else np.nan,
+            level=_one_level(ok["level"]),
             coverage=float(np.nanmean(ok["covered"])) if ok["covered"].notna().any() else np.nan,
             width=float(np.nanmean(ok["width"])) if ok["width"].notna().any() else np.nan,
             median_seconds=float(np.nanmedian(g["seconds"])) if g["seconds"].notna().any() else np.nan,

@@ -276,7 +276,7 @@ def test_all_pairs_critic_is_the_concat_mlp_on_every_pair_with_exact_gradients(h
     assert not torch.allclose(ours(x, y, *bent), reference(x, y, *params))
 
 
-@pytest.mark.parametrize("g,r,width", [(3, 5, 16), (3, _AFFINE_MIN // 96 + 1, 32)])
+@pytest.mark.parametrize("g,r,width", [(3, 5, 32), (3, _AFFINE_MIN // 96 + 1, 32)])
 def test_stacked_group_norm_matches_torch_group_norm_per_dataset(g, r, width):
     # MINDE's normalisation: one GroupNorm (8 groups, own affine) per dataset, stacked;
     # small and large shapes take autograd's addcmul and the hand-written affine.

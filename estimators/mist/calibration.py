@@ -43,7 +43,7 @@ def calibrate(weights: str, size: int = 600, seed: int = 424242, level: float = 
 
     est = MIST_QR(weights=weights, calibrated=False)
     # The model's own n and d ranges (its min_n comes from them too), drawn with a seed of their own.
-    data = read_card(weights)["training"]["data_spec"]
+    data = est.card["training"]["data_spec"]
     if int(seed) == int(data["val_seed"]):
         raise ValueError(f"calibration seed {seed} is the validation seed that picked this checkpoint: "
                          "the calibration datasets must be fresh")

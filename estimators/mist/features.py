@@ -44,7 +44,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 from scipy.special import ndtri
@@ -223,7 +223,7 @@ def dataset_features(x: np.ndarray, y: np.ndarray, cfg: FeatureConfig,
         # spaced positions of the order of u_1 + v_1. It depends on the rows'
         # values only, so it is invariant to row order (and symmetric under
         # the pair's sign flip and under swapping x and y).
-        order = _row_order(u[:, 0] + v[:, 0], u + v, (u - v) ** 2, np.c_[rx + ry, (rx - ry) ** 2])
+        order = _row_order(u[:, 0] + v[:, 0], lambda: (u + v, (u - v) ** 2, np.c_[rx + ry, (rx - ry) ** 2]))
         keep = order[np.round(np.linspace(0, n - 1, cfg.max_rows)).astype(int)]
         u, v, rx, ry = u[keep], v[keep], rx[keep], ry[keep]
     tokens = np.zeros((len(u), cfg.token_dim), dtype=np.float32)
@@ -281,14 +281,14 @@ def _pair_signs(w: np.ndarray) -> np.ndarray:
     return signs
 
 
-def _row_order(primary: np.ndarray, *ties: np.ndarray) -> np.ndarray:
-    """Row indices sorted by `primary`; equal values are ordered by the columns of `ties`
-    in turn, so that the order depends on the rows' values and not on their input order
-    (a stable sort alone would keep whichever of two tied rows came first)."""
+def _row_order(primary: np.ndarray, ties: Callable[[], tuple[np.ndarray, ...]]) -> np.ndarray:
+    """Row indices sorted by `primary`; equal values are ordered by the columns of the blocks
+    `ties()` returns, in turn, so that the order depends on the rows' values and not on their
+    input order (a stable sort alone would keep whichever of two tied rows came first)."""
     order = np.argsort(primary, kind="stable")
-    if not (np.diff(primary[order]) == 0).any():  # the usual case: no ties, no extra cost
+    if not (np.diff(primary[order]) == 0).any():  # the usual case: no ties, no tie keys built
         return order
-    keys = [col for block in reversed(ties) for col in block.T[::-1]]
+    keys = [col for block in reversed(ties()) for col in block.T[::-1]]
     return np.lexsort((*keys, primary))
 
 
@@ -347,8 +347,8 @@ def _raw_stats(x: np.ndarray, y: np.ndarray, shrinks: tuple[float, ...], max_row
         out += _mi_pair(cca.gaussian_mi(c))
     n = zx.shape[0]
     if max_rows is not None and n > max_rows:
-        sx, sy = zx.sum(1), zy.sum(1)
-        order = _row_order((zx * zx).sum(1) + (zy * zy).sum(1), np.c_[sx + sy, (sx - sy) ** 2])
+        order = _row_order((zx * zx).sum(1) + (zy * zy).sum(1),
+                           lambda: (np.c_[zx.sum(1) + zy.sum(1), (zx.sum(1) - zy.sum(1)) ** 2],))
         keep = order[np.round(np.linspace(0, n - 1, max_rows)).astype(int)]
         zx, zy = zx[keep], zy[keep]
     return out + [_mantel(zx, zy)] + _top_shares(cca)
