@@ -8,6 +8,9 @@ max across the two blocks, counts strictly inside the k-th joint neighbour
 distance, result clipped at 0. It is faster because it works on large blocks of rows
 rather than a full sort per row in chunks of 10: squared distances come from
 one matmul of augmented rows, and the k-th neighbour from a partial `topk`.
+With tied distances (repeated values or rows) the strict count depends on how
+the distances were rounded; rows near such a tie are recomputed with BMI's
+arithmetic, so the two agree there too.
 
 Departures from BMI are explicit options:
 - `metric="chebyshev"`: max-norm within blocks too, via scikit-learn's KD-tree
@@ -20,7 +23,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 from scipy.special import digamma
+from sklearn.metrics import pairwise_distances
 from sklearn.neighbors import KDTree
+from sklearn.preprocessing import StandardScaler
 
 from estimators.base import Estimate, Estimator
 from estimators.bootstrap import bootstrap_values, centred_interval, centred_quantiles
@@ -29,13 +34,17 @@ from estimators.registry import register
 # Rows per block: large enough to amortise the per-op overhead, small enough to
 # keep a (block, n) float64 matrix in cache-friendly sizes (~8 MB at n = 5000).
 _BLOCK_ELEMS = 1 << 20
+# A squared distance this close (relative to the rows' squared norms) to a row's eps^2 could fall on
+# either side of it under another rounding order: far above float64 cancellation error (~1e-14),
+# far below the gaps between distinct distances of continuous data.
+_TIE_TOL = 1e-9
+_BMI_CHUNK = 10  # rows per pairwise_distances call in BMI's KSG (its chunk_size default)
 
 
 def standardize(a: np.ndarray) -> np.ndarray:
-    """As sklearn's StandardScaler: zero mean, unit (population) variance; constant columns untouched in scale."""
-    sd = a.std(axis=0)
-    sd[sd == 0] = 1.0
-    return (a - a.mean(axis=0)) / sd
+    """sklearn's StandardScaler, as BMI: zero mean, unit (population) variance; a column constant up to
+    float error keeps scale 1 (dividing by its rounding noise would blow the noise up to unit variance)."""
+    return StandardScaler().fit_transform(a)
 
 
 def _augment(a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -56,6 +65,8 @@ def neighbour_counts_euclidean(x: np.ndarray, y: np.ndarray, k: int) -> tuple[np
     yl, yr = _augment(torch.from_numpy(y))
     nx = np.empty(n, dtype=np.int64)
     ny = np.empty(n, dtype=np.int64)
+    tied = np.zeros(n, dtype=bool)
+    norms_max = float(xl[:, -2].max() + yl[:, -2].max())
     block = max(1, min(n, _BLOCK_ELEMS // n))
     for s in range(0, n, block):
         e = min(n, s + block)
@@ -70,9 +81,29 @@ def neighbour_counts_euclidean(x: np.ndarray, y: np.ndarray, k: int) -> tuple[np
         # Index k of the ascending order, as BMI's argsort (index 0 is the point
         # itself); topk of k+1 is a partial selection, much cheaper than a sort.
         eps2 = joint.topk(k + 1, dim=1, largest=False, sorted=True).values[:, k:k + 1]
-        nx[s:e] = (dx2 < eps2).sum(1).numpy() - 1
-        ny[s:e] = (dy2 < eps2).sum(1).numpy() - 1
+        # Only the k-th neighbour's own distance should sit at eps^2 (within rounding); a second one
+        # there is a tie (repeated values or rows), which rounding decides: those rows are redone as
+        # BMI does them. Elsewhere nothing lies in [eps^2 - tol, eps^2), so counting below it is exact.
+        tol = _TIE_TOL * (xl[s:e, -2:-1] + yl[s:e, -2:-1] + norms_max)
+        lo, hi = eps2 - tol, eps2 + tol
+        below_x, below_y = (dx2 < lo).sum(1), (dy2 < lo).sum(1)
+        near = (dx2 <= hi).sum(1) - below_x + (dy2 <= hi).sum(1) - below_y
+        nx[s:e] = below_x.numpy() - 1
+        ny[s:e] = below_y.numpy() - 1
+        tied[s:e] = (near > 1).numpy()
+    for c in np.unique(np.flatnonzero(tied) // _BMI_CHUNK):
+        rows = slice(c * _BMI_CHUNK, min(n, (c + 1) * _BMI_CHUNK))
+        nx[rows], ny[rows] = _counts_as_bmi(x, y, rows, k)
     return nx, ny
+
+
+def _counts_as_bmi(x: np.ndarray, y: np.ndarray, rows: slice, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """n_x, n_y of `rows` (one of BMI's chunks) with BMI's own arithmetic, so that ties break as there:
+    scikit-learn's Euclidean distances (self-distances included as computed), k-th smallest joint one."""
+    dx = pairwise_distances(x[rows], x)
+    dy = pairwise_distances(y[rows], y)
+    eps = np.partition(np.maximum(dx, dy), k, axis=1)[:, k:k + 1]
+    return (dx < eps).sum(1) - 1, (dy < eps).sum(1) - 1
 
 
 def neighbour_counts_chebyshev(x: np.ndarray, y: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -80,10 +111,12 @@ def neighbour_counts_chebyshev(x: np.ndarray, y: np.ndarray, k: int) -> tuple[np
     xy = np.hstack([x, y])
     dist, _ = KDTree(xy, metric="chebyshev").query(xy, k=k + 1)
     eps = dist[:, k]
-    # Strictly inside eps: query_radius counts <= r, so shrink r by one ulp.
+    # Strictly inside eps: query_radius counts <= r, so shrink r by one ulp. At eps = 0 (k + 1
+    # repeated rows) nothing is strictly inside, not even the point itself.
     r = np.nextafter(eps, 0)
-    nx = KDTree(x, metric="chebyshev").query_radius(x, r, count_only=True) - 1
-    ny = KDTree(y, metric="chebyshev").query_radius(y, r, count_only=True) - 1
+    inside = eps > 0
+    nx = np.where(inside, KDTree(x, metric="chebyshev").query_radius(x, r, count_only=True), 0) - 1
+    ny = np.where(inside, KDTree(y, metric="chebyshev").query_radius(y, r, count_only=True), 0) - 1
     return nx, ny
 
 

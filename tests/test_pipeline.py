@@ -235,3 +235,29 @@ def test_coverage_reports_the_intervals_level_and_count():
     assert s.loc["a", "level"] == 0.95 and s.loc["a", "intervals"] == 3
     assert s.loc["a", "coverage"] == pytest.approx(2 / 3)
     assert s.loc["b", "level"] == 0.5 and s.loc["b", "intervals"] == 1
+
+
+def _frame(**cols):
+    base = {"estimator": ["a", "a"], "status": ["ok", "ok"], "n": [50, 50], "dx": [2, 2], "dy": [2, 2],
+            "lower": [np.nan] * 2, "upper": [np.nan] * 2, "seconds": [0.1, 0.1], "info": ["{}"] * 2}
+    return pd.DataFrame({**base, **cols})
+
+
+def test_relative_error_is_not_decided_by_a_near_zero_truth():
+    from benchmarks import metrics
+    # truth 1e-4 read as 0.05: absolute error 0.05, so relative 0.5 against the 0.1-nat floor (not 500)
+    df = _frame(mi=[0.05, 2.2], true_mi=[1e-4, 2.0])
+    s = metrics.summarise(metrics.annotate(df), ["estimator"], ci_reps=0).iloc[0]
+    assert s["mean_rel_error"] == pytest.approx((0.0499 / metrics.REL_ERROR_FLOOR + 0.1) / 2)
+
+
+def test_times_are_over_the_estimated_datasets():
+    from benchmarks import evaluate, metrics
+    # a refusal that returns at once must not make the estimator look fast
+    df = metrics.annotate(_frame(mi=[1.0, np.nan], true_mi=[1.0, 1.0], status=["ok", "failed"],
+                                 seconds=[2.0, 1e-5]).assign(corpus="c"))
+    s = metrics.summarise(df, ["estimator"], ci_reps=0).iloc[0]
+    assert s["median_seconds"] == 2.0
+    t = evaluate._timing(df, "a").iloc[0]
+    assert (t["median_seconds"], t["estimated"], t["datasets"]) == (2.0, 1, 2)
+    assert t["total_seconds"] == pytest.approx(2.00001)
