@@ -19,6 +19,11 @@ from estimators.base import Estimate, Estimator
 from estimators.registry import register
 
 
+# A canonical correlation above this is 1 up to the SVD's rounding (an exact linear relation): no sample
+# of a continuous distribution comes within 1e-13 of it.
+_RHO_EXACT = 1.0 - 1e-13
+
+
 def _mi_from_rho(rho: np.ndarray) -> float:
     return float(-0.5 * np.log1p(-np.clip(rho, 0.0, 1.0 - 1e-15) ** 2).sum())
 
@@ -76,7 +81,11 @@ class GaussianCCA(Estimator):
             if x.shape[1] == 0 or y.shape[1] == 0:
                 return Estimate(mi=0.0, info={"note": "a block is constant: MI 0"})
         if self.params["method"] == "exact":
-            return Estimate(mi=_mi_from_rho(canonical_correlations(x, y)), info={"method": "exact"})
+            rho = canonical_correlations(x, y)
+            if rho.max() > _RHO_EXACT:  # as method="bmi": an exact linear relation has infinite Gaussian MI
+                return Estimate.failed("canonical correlation of 1 (a linear relation between x and y): "
+                                       "the Gaussian MLE is infinite")
+            return Estimate(mi=_mi_from_rho(rho), info={"method": "exact"})
         from sklearn.cross_decomposition import CCA
 
         k = min(x.shape[1], y.shape[1])

@@ -140,3 +140,15 @@ def test_gaussian_singular_is_a_failure_not_inf():
     rng = np.random.default_rng(0)
     est = estimators.get("gaussian").estimate(rng.normal(size=(5, 3)), rng.normal(size=(5, 3)))
     assert not est.ok and "infinite" in est.info["error"]
+
+
+@pytest.mark.parametrize("method", ["bmi", "exact"])
+def test_gaussian_linear_relation_is_a_failure_not_a_number(method):
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(200, 3))
+    y = np.column_stack([2 * x[:, 0] + 1, rng.normal(size=200)])  # one exact linear relation
+    est = estimators.get("gaussian", method=method).estimate(x, y)
+    assert not est.ok and "infinite" in est.info["error"]
+    # a strong but inexact relation is still estimated
+    y[:, 0] += 1e-3 * rng.normal(size=200)
+    assert estimators.get("gaussian", method=method).estimate(x, y).mi > 5

@@ -146,3 +146,11 @@ def test_training_rules_and_trained_estimators_through_the_dag(tmp_path):
     assert (out / "models" / "mist.safetensors").is_file()
     # Retraining MIST leaves the shards, and so MIST_QR, alone.
     assert {p: p.stat().st_mtime_ns for p in untouched} == untouched
+    # The device is a param of the torch rules: switching it reruns them (training included), not KSG.
+    changed = subprocess.run(cmd[:-2] + ["--list-changes", "params", "--config", f"results={out}", "device=auto"],
+                             cwd=work, capture_output=True, text=True, timeout=300)
+    assert changed.returncode == 0, changed.stderr[-3000:]
+    listed = changed.stdout.split()
+    for torch_output in ("/estimates/standard/mist/", "/estimates/standard/mine/", "/models/mist_qr.safetensors"):
+        assert any(torch_output in f for f in listed), changed.stdout[-3000:]
+    assert not any("/ksg/" in f or "/gaussian/" in f for f in listed), changed.stdout[-3000:]

@@ -17,7 +17,8 @@ MODELS = config.get("models", {}) or {}
 SHIPPED_DIR = Path(workflow.basedir) / "estimators" / "weights"
 
 # Torch estimators and trainers read the device from here.
-os.environ["MIST_DEVICE"] = config.get("device", "auto")
+DEVICE = str(config.get("device", "auto"))
+os.environ["MIST_DEVICE"] = DEVICE
 
 
 def code(script, *modules):

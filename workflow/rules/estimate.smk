@@ -26,6 +26,8 @@ rule estimate:
     params:
         entry=_estimator_entry,
         code=lambda wc: code("estimate_shard.py", _estimator_class(wc).__module__),
+        # The configured device (read from MIST_DEVICE): switching it reruns the torch estimators.
+        device=lambda wc: DEVICE if _estimator_class(wc).uses_gpu else "",
     threads: lambda wc: ESTIMATORS[wc.estimator].get("threads", 1)
     resources:
         # A torch estimator asks for a GPU unless its entry says `gpu: 0`.
