@@ -21,6 +21,7 @@ import zlib
 from typing import Any, Iterable
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from benchmarks.families import dim_range, get_family, min_dim_of, split_families
 from benchmarks.shards import write_shard
@@ -30,13 +31,27 @@ def _seed(seed: int, key: str) -> np.random.SeedSequence:
     return np.random.SeedSequence([int(seed), zlib.crc32(key.encode())])
 
 
+def _is_int(v: Any) -> bool:
+    return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+
+
 def sizes(spec: Any) -> list[int]:
-    if isinstance(spec, dict) and "linspace" in spec:
+    """Sample sizes from a list of integers or {linspace: [lo, hi, num]}: each >= 2, none repeated."""
+    if isinstance(spec, dict) and set(spec) == {"linspace"} and len(spec["linspace"]) == 3:
         lo, hi, num = spec["linspace"]
-        return [int(v) for v in np.linspace(lo, hi, int(num))]
-    if isinstance(spec, (list, tuple)) and all(isinstance(v, (int, np.integer)) for v in spec):
-        return [int(v) for v in spec]
-    raise ValueError(f"sample sizes must be a list of integers or {{linspace: [lo, hi, num]}}, got {spec!r}")
+        if not (_is_int(num) and num >= 1 and lo <= hi):
+            raise ValueError(f"linspace [lo, hi, num] needs lo <= hi and an integer num >= 1, got {spec!r}")
+        out = [int(v) for v in np.linspace(lo, hi, int(num))]
+    elif isinstance(spec, (list, tuple)) and spec and all(_is_int(v) for v in spec):
+        out = [int(v) for v in spec]
+    else:
+        raise ValueError(f"sample sizes must be a non-empty list of integers or {{linspace: [lo, hi, num]}}, "
+                         f"got {spec!r}")
+    if min(out) < 2:  # every estimator refuses fewer rows
+        raise ValueError(f"sample sizes must be >= 2, got {out}")
+    if len(set(out)) < len(out):  # the same n twice is the same data twice (linspace rounds to integers)
+        raise ValueError(f"sample sizes repeat: {out} (from {spec!r})")
+    return out
 
 
 def _families(block: dict[str, Any]) -> list[str]:
@@ -51,6 +66,9 @@ def _dims(block: dict[str, Any], family: str, seed: int) -> list[tuple[int, int]
     """The family's (dx, dy) in this block. A family is only drawn where it is defined: a random
     d starts at its `min_dim` (2 for the 2pair families), grid and fixed dims below it are left out."""
     dims = block.get("dims", {"random": [2, 32]})
+    if not isinstance(dims, dict) or len(dims) != 1 or next(iter(dims)) not in ("random", "grid", "fixed"):
+        raise ValueError(f"block {block['split']!r}: dims must be exactly one of random, grid or fixed, "
+                         f"got {dims!r}")
     fam = get_family(family)
     if "random" in dims:
         lo, hi = dim_range(fam, *dims["random"])
@@ -58,10 +76,8 @@ def _dims(block: dict[str, Any], family: str, seed: int) -> list[tuple[int, int]
         return [(d, d)]
     if "grid" in dims:
         pairs = [(int(d), int(d)) for d in dims["grid"]]
-    elif "fixed" in dims:
-        pairs = [(int(a), int(b)) for a, b in dims["fixed"]]
     else:
-        raise ValueError(f"block {block['split']!r}: dims must be random, grid or fixed, got {dims!r}")
+        pairs = [(int(a), int(b)) for a, b in dims["fixed"]]
     return [(a, b) for a, b in pairs if min(a, b) >= min_dim_of(fam)]
 
 
@@ -72,6 +88,7 @@ def plan(spec: dict[str, Any]) -> list[dict[str, Any]]:
     keys: set[str] = set()
     for block in spec["blocks"]:
         split = block["split"]
+        before = len(out)
         for family in _families(block):
             if family.startswith("multi_additive_noise"):
                 dims = [(dx, dy) for dx, dy in _dims(block, family, seed) if dx == dy]
@@ -88,6 +105,8 @@ def plan(spec: dict[str, Any]) -> list[dict[str, Any]]:
                         out.append({"id": f"{len(out):06d}", "key": key, "split": split, "family": family,
                                     "n": n, "dx": dx, "dy": dy, "rep": rep,
                                     "seed": int(_seed(seed, key).generate_state(1)[0])})
+        if len(out) == before:  # e.g. dims all below the families' minimum: a silent hole in the tables
+            raise ValueError(f"block {split!r} has no datasets: check its families, dims, n and per_cell")
     return out
 
 
@@ -107,7 +126,10 @@ def materialise(desc: dict[str, Any]) -> tuple[dict[str, Any], np.ndarray, np.nd
 def _bmi_items(spec: dict[str, Any]) -> list[dict[str, Any]]:
     from bmi.benchmark import BENCHMARK_TASKS
 
-    tasks = spec.get("tasks") or sorted(BENCHMARK_TASKS)
+    tasks = spec["tasks"] if "tasks" in spec else sorted(BENCHMARK_TASKS)  # leave it out for all 40
+    if not tasks or len(set(tasks)) < len(tasks):  # a task twice is the same data scored twice
+        raise ValueError(f"BMI corpus tasks must be distinct and not empty (leave the key out for all), "
+                         f"got {tasks!r}")
     unknown = [t for t in tasks if t not in BENCHMARK_TASKS]
     if unknown:
         raise ValueError(f"unknown BMI task(s) {unknown}; known: {', '.join(sorted(BENCHMARK_TASKS))}")
@@ -142,10 +164,11 @@ def build_shard(spec: dict[str, Any], shard: int, out_path: str) -> int:
     mine = assign_shards(items, n_shards)[shard]
     make = _bmi_materialise if is_bmi else materialise
     records, arrays = [], []
-    for desc in mine:
-        rec, x, y = make(desc)
-        records.append(rec)
-        arrays.append((x, y))
+    with threadpool_limits(1):  # same bytes whatever the BLAS threads (a multithreaded matmul rounds otherwise)
+        for desc in mine:
+            rec, x, y = make(desc)
+            records.append(rec)
+            arrays.append((x, y))
     write_shard(out_path, records, arrays)
     return len(records)
 

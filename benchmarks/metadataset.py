@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from benchmarks.corpora import sizes
 from benchmarks.families import IMD_FAMILIES, OOMD_FAMILIES, TRAIN_FAMILIES, dim_range, get_family, split_families
@@ -67,10 +68,27 @@ def full_spec(spec: dict[str, Any] | None) -> dict[str, Any]:
         if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < least:
             raise ValueError(f"meta-dataset {key} must be an integer >= {least}, got {v!r}")
         out[key] = int(v)  # numpy integers would not serialise into the shard's stored spec
+    for key in ("n", "n_small", "d"):
+        least = 1 if key == "d" else 2  # n >= 2: every estimator refuses fewer rows
+        if not _is_int_range(out[key]) or out[key][0] < least:
+            raise ValueError(f"meta-dataset {key} must be [lo, hi], integers with {least} <= lo <= hi, "
+                             f"got {out[key]!r}")
+    for key in ("p_unequal", "n_small_frac"):
+        if not isinstance(out[key], (int, float)) or isinstance(out[key], bool) or not 0 <= out[key] <= 1:
+            raise ValueError(f"meta-dataset {key} is a probability in [0, 1], got {out[key]!r}")
+    for key, least in (("val_size", 1), ("val_n_step", 1), ("val_n_points", 0)):
+        v = out[key]
+        if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < least:
+            raise ValueError(f"meta-dataset {key} must be an integer >= {least}, got {v!r}")
     if out["per_shard"] % out["n_block"]:
         raise ValueError(f"meta-dataset per_shard ({out['per_shard']}) must be a multiple of n_block "
                          f"({out['n_block']}), so that every block of one n is whole")
     return out
+
+
+def _is_int_range(v: Any) -> bool:
+    return (isinstance(v, (list, tuple)) and len(v) == 2
+            and all(isinstance(a, (int, np.integer)) and not isinstance(a, bool) for a in v) and v[0] <= v[1])
 
 
 def training_shard_spec(data: dict[str, Any] | None, batch_size: int) -> dict[str, Any]:
@@ -95,9 +113,16 @@ def spec_digest(spec: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(_as_stored(spec), sort_keys=True).encode()).hexdigest()[:12]
 
 
-def train_families(spec: dict[str, Any]) -> tuple[str, ...]:
-    fams = spec.get("families", "train")
+def _family_names(spec: dict[str, Any], key: str, default: str) -> tuple[str, ...]:
+    fams = spec.get(key, default)
     names = tuple(split_families(fams)) if isinstance(fams, str) else tuple(fams)
+    if not names:
+        raise ValueError(f"meta-dataset {key} is empty: name a split or at least one family")
+    return names
+
+
+def train_families(spec: dict[str, Any]) -> tuple[str, ...]:
+    names = _family_names(spec, "families", "train")
     bad = [f for f in names if f not in TRAIN_FAMILIES]
     if bad:
         raise ValueError(f"meta-dataset training families must be training families; not allowed: {bad}")
@@ -105,8 +130,7 @@ def train_families(spec: dict[str, Any]) -> tuple[str, ...]:
 
 
 def val_families(spec: dict[str, Any]) -> tuple[str, ...]:
-    fams = spec.get("val_families", "imd")
-    names = tuple(split_families(fams)) if isinstance(fams, str) else tuple(fams)
+    names = _family_names(spec, "val_families", "imd")
     bad = [f for f in names if f not in IMD_FAMILIES or f in OOMD_FAMILIES]
     if bad:
         raise ValueError(f"validation families must be IMD families; not allowed: {bad}")
@@ -166,7 +190,8 @@ def build_shard(spec: dict[str, Any], shard: int, out_path) -> int:
     """
     if shard < 0:
         raise ValueError(f"shard index must be >= 0, got {shard}")
-    items = generate_shard(spec, shard)
+    with threadpool_limits(1):  # same bytes whatever the BLAS threads, as the corpora
+        items = generate_shard(spec, shard)
     n = np.array([it["n"] for it in items], dtype=np.int64)
     dx = np.array([it["dx"] for it in items], dtype=np.int64)
     dy = np.array([it["dy"] for it in items], dtype=np.int64)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 import time
 from typing import Any
 
@@ -69,6 +70,8 @@ def run_shard(label: str, entry: dict[str, Any], shard_path: str | os.PathLike, 
             outs = est.estimate_batch([(x, y) for _, x, y in pending])
             rows.extend(_row(rec, e, None, _quantity(est, rec)) for (rec, _, _), e in zip(pending, outs))
         except Exception as err:  # one bad batch must not lose the shard: fall back per dataset
+            print(f"{label}: batched call over {len(pending)} datasets failed ({type(err).__name__}: {err}); "
+                  f"estimating them one at a time", file=sys.stderr)
             for rec, x, y in pending:
                 rows.append(_single(est, rec, x, y, first_error=err))
         pending.clear()
@@ -109,7 +112,10 @@ def _quantity(est: "estimators.Estimator", rec: dict[str, Any]) -> str:
 def _single(est, rec, x, y, first_error: Exception | None = None) -> dict[str, Any]:
     t0 = time.perf_counter()
     try:
-        return _row(rec, est.estimate(x, y), None, _quantity(est, rec))
+        e = est.estimate(x, y)
+        if first_error is not None:  # kept with the result: the batched path has a bug to find
+            e.info["batch_error"] = f"{type(first_error).__name__}: {first_error}"
+        return _row(rec, e, None, _quantity(est, rec))
     except Exception as err:  # recorded, never raised: the other datasets' results are kept
         e = estimators.Estimate.failed(f"{type(err).__name__}: {err}")
         e.seconds = time.perf_counter() - t0

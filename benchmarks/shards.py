@@ -7,6 +7,7 @@ same content gives the same bytes; writes are atomic.
 """
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -39,17 +40,32 @@ def write_shard(path: str | os.PathLike, records: list[dict[str, Any]],
                 zf.writestr(info, buf.getvalue())
 
 
+def _records(z, path: Path) -> list[dict[str, Any]]:
+    if "meta" not in z.files:
+        raise ValueError(f"{path} is not a corpus shard (no 'meta' entry; a meta-dataset shard?)")
+    return json.loads(str(z["meta"]))
+
+
+@contextlib.contextmanager
+def _open(path: str | os.PathLike):
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"corpus shard not found: {path}")
+    try:
+        z = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, zipfile.BadZipFile) as err:  # truncated or not an .npz at all
+        raise ValueError(f"{path} is not a readable corpus shard ({err}); rebuild it") from err
+    with z:
+        yield z, path
+
+
 def read_meta(path: str | os.PathLike) -> list[dict[str, Any]]:
-    with np.load(path, allow_pickle=False) as z:
-        return json.loads(str(z["meta"]))
+    with _open(path) as (z, p):
+        return _records(z, p)
 
 
 def iter_shard(path: str | os.PathLike) -> Iterator[tuple[dict[str, Any], np.ndarray, np.ndarray]]:
     """Yield (record, x, y) for each dataset in the shard, in stored order."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"corpus shard not found: {path}")
-    with np.load(path, allow_pickle=False) as z:
-        records = json.loads(str(z["meta"]))
-        for rec in records:
+    with _open(path) as (z, p):
+        for rec in _records(z, p):
             yield rec, z[f"x/{rec['id']}"], z[f"y/{rec['id']}"]

@@ -86,3 +86,61 @@ def test_dims_start_at_each_familys_minimum():
     bad = {"seed": 4, "shards": 1, "blocks": [{"split": "imd", "families": fams, "n": [20], "dims": {"random": [1, 1]}}]}
     with pytest.raises(ValueError, match="multi_normal-2pair-base needs d >= 2"):
         plan(bad)
+
+
+@pytest.mark.parametrize("n, message", [
+    ([0, 50], "must be >= 2"), ([], "non-empty list"), ({"linspace": [10, 500, 2.9]}, "integer num"),
+    ({"linspace": [10, 12, 5]}, "sample sizes repeat"), ([30, 30], "sample sizes repeat"),
+])
+def test_bad_sample_sizes_are_config_errors(n, message):
+    from benchmarks.config import check
+
+    spec = {"seed": 1, "shards": 1, "blocks": [{"split": "imd", "n": n}]}
+    with pytest.raises(ValueError, match=message):
+        plan(spec)
+    with pytest.raises(ValueError, match="corpora.c: .*" + message):
+        check({"corpora": {"c": spec}, "estimators": {}})
+
+
+@pytest.mark.parametrize("dims, message", [
+    ({"random": [2, 4], "grid": [16]}, "exactly one of random, grid or fixed"),
+    ({"size": [2, 4]}, "exactly one of"),
+    ({"grid": [0]}, "block 'imd' has no datasets"),
+])
+def test_bad_dims_are_config_errors(dims, message):
+    with pytest.raises(ValueError, match=message):
+        plan({"seed": 1, "shards": 1, "blocks": [{"split": "imd", "n": [50], "dims": dims}]})
+
+
+def test_bmi_corpus_tasks_are_distinct_and_not_empty():
+    from benchmarks.corpora import _bmi_items
+
+    for tasks in (["1v1-normal-0.75"] * 2, []):
+        with pytest.raises(ValueError, match="distinct and not empty"):
+            _bmi_items({"seed": 3, "n": [500], "tasks": tasks})
+    with pytest.raises(ValueError, match="sample sizes repeat"):
+        _bmi_items({"seed": 3, "n": [500, 500], "tasks": ["1v1-normal-0.75"]})
+
+
+def test_same_bytes_whatever_the_blas_threads(tmp_path):
+    from threadpoolctl import threadpool_limits
+
+    spec = {"seed": 5, "shards": 1, "blocks": [{"split": "imd", "n": [500], "dims": {"fixed": [[32, 32]]}}]}
+    for threads in (1, 2):
+        with threadpool_limits(threads):
+            build_shard(spec, 0, str(tmp_path / f"t{threads}.npz"))
+    assert _md5(tmp_path / "t1.npz") == _md5(tmp_path / "t2.npz")
+
+
+def test_unreadable_shards_name_the_file(tmp_path):
+    spec = {"seed": 5, "shards": 1, "blocks": [{"split": "imd", "n": [20]}]}
+    good = tmp_path / "good.npz"
+    build_shard(spec, 0, str(good))
+    cut = tmp_path / "cut.npz"
+    cut.write_bytes(good.read_bytes()[:200])
+    with pytest.raises(ValueError, match="cut.npz is not a readable corpus shard"):
+        list(iter_shard(cut))
+    other = tmp_path / "other.npz"
+    np.savez(other, n=np.arange(3))  # e.g. a meta-dataset shard passed by mistake
+    with pytest.raises(ValueError, match="other.npz is not a corpus shard"):
+        read_meta(other)

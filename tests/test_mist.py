@@ -16,6 +16,7 @@ from estimators.checkpoint import CheckpointError
 from estimators.mist.adapter import WEIGHTS_DIR
 from estimators.mist.features import FeatureConfig, dataset_features
 from estimators.mist.model import Architecture, MISTNet
+from estimators.mist import training
 from estimators.mist.training import pinball
 
 torch.set_num_threads(1)
@@ -424,6 +425,24 @@ def test_shards_of_another_spec_or_a_bad_set_are_clear_errors(tmp_path):
     for key, bad in (("n_block", 2.5), ("shards", True), ("per_shard", "12"), ("shards", -1)):
         with pytest.raises(ValueError, match=f"{key} must be an integer"):
             metadataset.full_spec(dict(SMALL, **{key: bad}))
+
+
+@pytest.mark.parametrize("key, bad, message", [
+    ("n", [0, 500], "n must be \\[lo, hi\\]"), ("n", [50, 10], "n must be"), ("n_small", [1.5, 9], "n_small must"),
+    ("d", [0, 4], "d must be"), ("p_unequal", 3, "p_unequal is a probability"),
+    ("n_small_frac", -0.1, "n_small_frac is a probability"), ("val_n_step", 0, "val_n_step must be an integer"),
+    ("val_size", 0, "val_size must be"), ("families", [], "families is empty"),
+])
+def test_meta_dataset_spec_values_are_checked(key, bad, message):
+    with pytest.raises(ValueError, match=message):
+        metadataset.train_families(metadataset.full_spec(dict(SMALL, **{key: bad})))
+
+
+def test_validation_leakage_is_refused_when_the_config_is_read():
+    with pytest.raises(ValueError, match="validation families must be IMD families"):
+        training.check_params({"data": dict(SMALL, val_families="oomd")})
+    with pytest.raises(ValueError, match="val_families is empty"):
+        training.check_params({"data": dict(SMALL, val_families=[])})
 
 
 def test_shards_resume_mid_epoch_and_read_specs_given_with_tuples(tmp_path):

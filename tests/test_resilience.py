@@ -162,6 +162,8 @@ def test_failing_dataset_is_recorded_and_the_shard_kept(tmp_path, flaky_register
     else:  # the batch failed: the runner fell back to one dataset at a time
         assert by_n[47]["error"].str.contains("KeyError: 'deliberate KeyError for n = 47'").all()
         assert (by_n[30]["status"] == "ok").all()
+        # the fallback's results keep why the batched call failed
+        assert by_n[30]["info"].str.contains("RuntimeError: the whole batch failed").all()
     from benchmarks.evaluate import collect
     assert len(collect({("c", label, 0): out}, {"c": SPEC})) == 12  # complete for the evaluation
 

@@ -337,6 +337,7 @@ def check_params(params: dict[str, Any] | None) -> dict[str, Any]:
         raise ValueError(f"schedule_by must be first, steps or minutes, got {p['schedule_by']!r}")
     spec = data_spec(p)
     metadataset.train_families(spec)
+    metadataset.val_families(spec)  # leakage guard at parse time, not after the shard jobs ran
     if spec["shards"] and spec["shards"] % max(1, int(p["workers"])):
         raise ValueError(f"data.shards ({spec['shards']}) must be a multiple of workers ({p['workers']}): "
                          "each data worker reads its own, equal share of the shards")
