@@ -42,7 +42,6 @@ from typing import Any, Iterator
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from benchmarks.corpora import sizes
 from benchmarks.families import IMD_FAMILIES, OOMD_FAMILIES, TRAIN_FAMILIES, dim_range, get_family, split_families
 from estimators.atomic import atomic_path
 
@@ -312,7 +311,7 @@ def validation_set(spec: dict[str, Any]) -> list[dict[str, Any]]:
     lo, hi = (int(v) for v in spec["n"])
     points = int(spec.get("val_n_points", 0))
     if points > 0:
-        grid = np.unique(sizes({"linspace": [lo, hi, points]}))
+        grid = np.unique(np.linspace(lo, hi, points).astype(np.int64))  # as a corpus linspace, repeats merged
     else:
         grid = np.arange(lo, hi + 1, int(spec.get("val_n_step", 10)))
     vspec = dict(spec, p_unequal=0.0)  # validate on the paper's protocol, dx = dy

@@ -19,8 +19,8 @@ from estimators.base import Estimate, Estimator
 from estimators.registry import register
 
 
-# A canonical correlation above this is 1 up to the SVD's rounding (an exact linear relation): no sample
-# of a continuous distribution comes within 1e-13 of it.
+# A canonical correlation above this is 1 up to the SVD's rounding: an exact linear relation, or rows so
+# extreme (a Student-t at df < 1 reaches 1e12) that they alone set the covariance.
 _RHO_EXACT = 1.0 - 1e-13
 
 
@@ -83,8 +83,9 @@ class GaussianCCA(Estimator):
         if self.params["method"] == "exact":
             rho = canonical_correlations(x, y)
             if rho.max() > _RHO_EXACT:  # as method="bmi": an exact linear relation has infinite Gaussian MI
-                return Estimate.failed("canonical correlation of 1 (a linear relation between x and y): "
-                                       "the Gaussian MLE is infinite")
+                return Estimate.failed("canonical correlation of 1 within 1e-13 (a linear relation between x "
+                                       "and y, or a few extreme rows dominating the covariance): the Gaussian "
+                                       "MLE is infinite")
             return Estimate(mi=_mi_from_rho(rho), info={"method": "exact"})
         from sklearn.cross_decomposition import CCA
 
