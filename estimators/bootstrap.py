@@ -17,6 +17,14 @@ from typing import Callable
 import numpy as np
 
 
+# At least this share of the resamples must be usable (enough distinct rows) for an interval.
+MIN_VALID_SHARE = 0.5
+
+
+class TooFewResamples(ValueError):
+    """Too few resamples had enough distinct rows: the point estimate stands, the interval does not."""
+
+
 # Quantile levels reported alongside the interval, for calibration curves.
 CALIBRATION_LEVELS = tuple(np.round(np.linspace(0.05, 0.95, 19), 2))
 
@@ -34,8 +42,9 @@ def bootstrap_values(f: Callable[[np.ndarray, np.ndarray], float], x: np.ndarray
         if idx.size < min_rows:
             continue
         values.append(f(x[idx], y[idx]))
-    if not values:
-        raise ValueError(f"no bootstrap resample had the {min_rows} distinct rows the estimator needs")
+    if len(values) < max(2, MIN_VALID_SHARE * n):  # quantiles of a handful of resamples are no interval
+        raise TooFewResamples(f"only {len(values)} of {n} bootstrap resamples had the {min_rows} distinct rows "
+                              f"the estimator needs: too few rows ({rows}) for a bootstrap interval")
     return np.asarray(values)
 
 

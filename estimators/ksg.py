@@ -28,7 +28,7 @@ from sklearn.neighbors import KDTree
 from sklearn.preprocessing import StandardScaler
 
 from estimators.base import Estimate, Estimator
-from estimators.bootstrap import bootstrap_values, centred_interval, centred_quantiles
+from estimators.bootstrap import TooFewResamples, bootstrap_values, centred_interval, centred_quantiles
 from estimators.registry import register
 
 # Rows per block: large enough to amortise the per-op overhead, small enough to
@@ -167,8 +167,11 @@ class KSG(Estimator):
         info = {"k": self.k, "metric": self.params["metric"]}
         if not self.params["n_bootstrap"]:
             return Estimate(mi=mi, info=info)
-        values = bootstrap_values(self.point, x, y, n=self.params["n_bootstrap"], seed=self.params["seed"],
-                                  min_rows=self.k + 1)
+        try:
+            values = bootstrap_values(self.point, x, y, n=self.params["n_bootstrap"], seed=self.params["seed"],
+                                      min_rows=self.k + 1)
+        except TooFewResamples as err:  # the estimate is still good; it just has no interval
+            return Estimate(mi=mi, info={**info, "interval_error": str(err)})
         lo, hi = centred_interval(mi, values, self.params["level"])
         quantiles = centred_quantiles(mi, values)
         if self.params["clip"]:  # as the point estimate: MI is never negative

@@ -152,3 +152,15 @@ def test_gaussian_linear_relation_is_a_failure_not_a_number(method):
     # a strong but inexact relation is still estimated
     y[:, 0] += 1e-3 * rng.normal(size=200)
     assert estimators.get("gaussian", method=method).estimate(x, y).mi > 5
+
+
+def test_ksg_bootstrap_gives_no_interval_from_a_handful_of_resamples():
+    # n = 8, k = 5: most resamples keep fewer than 6 distinct rows; the few left would make a
+    # near-zero-width interval. The estimate stands, without an interval, saying why.
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(8, 2))
+    y = x + rng.normal(size=(8, 2))
+    est = estimators.get("ksg", n_bootstrap=100).estimate(x, y)
+    assert est.ok and est.mi == estimators.get("ksg").estimate(x, y).mi
+    assert est.lower is None and est.upper is None
+    assert "only 37 of 100 bootstrap resamples" in est.info["interval_error"]
