@@ -31,7 +31,8 @@ def _seed(seed: int, key: str) -> np.random.SeedSequence:
     return np.random.SeedSequence([int(seed), zlib.crc32(key.encode())])
 
 
-def _is_int(v: Any) -> bool:
+def is_integer(v: Any) -> bool:
+    """An int or numpy integer, and not a bool (which Python counts as an int)."""
     return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
 
 
@@ -39,10 +40,10 @@ def sizes(spec: Any) -> list[int]:
     """Sample sizes from a list of integers or {linspace: [lo, hi, num]}: each >= 2, none repeated."""
     if isinstance(spec, dict) and set(spec) == {"linspace"} and len(spec["linspace"]) == 3:
         lo, hi, num = spec["linspace"]
-        if not (_is_int(num) and num >= 1 and lo <= hi):
+        if not (is_integer(num) and num >= 1 and lo <= hi):
             raise ValueError(f"linspace [lo, hi, num] needs lo <= hi and an integer num >= 1, got {spec!r}")
         out = [int(v) for v in np.linspace(lo, hi, int(num))]
-    elif isinstance(spec, (list, tuple)) and spec and all(_is_int(v) for v in spec):
+    elif isinstance(spec, (list, tuple)) and spec and all(map(is_integer, spec)):
         out = [int(v) for v in spec]
     else:
         raise ValueError(f"sample sizes must be a non-empty list of integers or {{linspace: [lo, hi, num]}}, "

@@ -42,6 +42,7 @@ from typing import Any, Iterator
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from benchmarks.corpora import is_integer
 from benchmarks.families import IMD_FAMILIES, OOMD_FAMILIES, TRAIN_FAMILIES, dim_range, get_family, split_families
 from estimators.atomic import atomic_path
 
@@ -62,32 +63,24 @@ def full_spec(spec: dict[str, Any] | None) -> dict[str, Any]:
         raise ValueError(f"unknown meta-dataset keys {unknown}; known: {', '.join([*DEFAULT_SPEC, *_FAMILY_KEYS])}")
     out = dict(DEFAULT_SPEC)
     out.update(spec or {})
-    for key, least in (("per_shard", 1), ("n_block", 1), ("shards", 0)):
+    for key, least in (("per_shard", 1), ("n_block", 1), ("shards", 0), ("val_size", 1), ("val_n_step", 1),
+                       ("val_n_points", 0)):
         v = out[key]
-        if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < least:
+        if not is_integer(v) or v < least:
             raise ValueError(f"meta-dataset {key} must be an integer >= {least}, got {v!r}")
         out[key] = int(v)  # numpy integers would not serialise into the shard's stored spec
     for key in ("n", "n_small", "d"):
         least = 1 if key == "d" else 2  # n >= 2: every estimator refuses fewer rows
-        if not _is_int_range(out[key]) or out[key][0] < least:
-            raise ValueError(f"meta-dataset {key} must be [lo, hi], integers with {least} <= lo <= hi, "
-                             f"got {out[key]!r}")
+        v = out[key]
+        if not (isinstance(v, (list, tuple)) and len(v) == 2 and all(map(is_integer, v)) and least <= v[0] <= v[1]):
+            raise ValueError(f"meta-dataset {key} must be [lo, hi], integers with {least} <= lo <= hi, got {v!r}")
     for key in ("p_unequal", "n_small_frac"):
         if not isinstance(out[key], (int, float)) or isinstance(out[key], bool) or not 0 <= out[key] <= 1:
             raise ValueError(f"meta-dataset {key} is a probability in [0, 1], got {out[key]!r}")
-    for key, least in (("val_size", 1), ("val_n_step", 1), ("val_n_points", 0)):
-        v = out[key]
-        if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < least:
-            raise ValueError(f"meta-dataset {key} must be an integer >= {least}, got {v!r}")
     if out["per_shard"] % out["n_block"]:
         raise ValueError(f"meta-dataset per_shard ({out['per_shard']}) must be a multiple of n_block "
                          f"({out['n_block']}), so that every block of one n is whole")
     return out
-
-
-def _is_int_range(v: Any) -> bool:
-    return (isinstance(v, (list, tuple)) and len(v) == 2
-            and all(isinstance(a, (int, np.integer)) and not isinstance(a, bool) for a in v) and v[0] <= v[1])
 
 
 def training_shard_spec(data: dict[str, Any] | None, batch_size: int) -> dict[str, Any]:

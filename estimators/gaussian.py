@@ -24,10 +24,6 @@ from estimators.registry import register
 _RHO_EXACT = 1.0 - 1e-13
 
 
-def _mi_from_rho(rho: np.ndarray) -> float:
-    return float(-0.5 * np.log1p(-np.clip(rho, 0.0, 1.0 - 1e-15) ** 2).sum())
-
-
 def canonical_correlations(x: np.ndarray, y: np.ndarray, shrinkage: float = 0.0) -> np.ndarray:
     """Canonical correlations of (x, y) from an SVD of Sxx^-1/2 Sxy Syy^-1/2.
 
@@ -86,7 +82,7 @@ class GaussianCCA(Estimator):
                 return Estimate.failed("canonical correlation of 1 within 1e-13 (a linear relation between x "
                                        "and y, or a few extreme rows dominating the covariance): the Gaussian "
                                        "MLE is infinite")
-            return Estimate(mi=_mi_from_rho(rho), info={"method": "exact"})
+            return Estimate(mi=float(-0.5 * np.log1p(-rho ** 2).sum()), info={"method": "exact"})
         from sklearn.cross_decomposition import CCA
 
         k = min(x.shape[1], y.shape[1])

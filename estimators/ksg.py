@@ -66,7 +66,8 @@ def neighbour_counts_euclidean(x: np.ndarray, y: np.ndarray, k: int) -> tuple[np
     nx = np.empty(n, dtype=np.int64)
     ny = np.empty(n, dtype=np.int64)
     tied = np.zeros(n, dtype=bool)
-    norms_max = float(xl[:, -2].max() + yl[:, -2].max())
+    sq = xl[:, -2:-1] + yl[:, -2:-1]  # |x_i|^2 + |y_i|^2: the augmented rows' norm column
+    sq_max = float(sq.max())
     block = max(1, min(n, _BLOCK_ELEMS // n))
     for s in range(0, n, block):
         e = min(n, s + block)
@@ -84,7 +85,7 @@ def neighbour_counts_euclidean(x: np.ndarray, y: np.ndarray, k: int) -> tuple[np
         # Only the k-th neighbour's own distance should sit at eps^2 (within rounding); a second one
         # there is a tie (repeated values or rows), which rounding decides: those rows are redone as
         # BMI does them. Elsewhere nothing lies in [eps^2 - tol, eps^2), so counting below it is exact.
-        tol = _TIE_TOL * (xl[s:e, -2:-1] + yl[s:e, -2:-1] + norms_max)
+        tol = _TIE_TOL * (sq[s:e] + sq_max)
         lo, hi = eps2 - tol, eps2 + tol
         below_x, below_y = (dx2 < lo).sum(1), (dy2 < lo).sum(1)
         near = (dx2 <= hi).sum(1) - below_x + (dy2 <= hi).sum(1) - below_y

