@@ -52,16 +52,23 @@ class Distribution:
 # ---------------------------------------------------------------------------
 # Base distributions: return (mi, params, sampler) for given dims.
 
-def _gaussian_sampler(cov: np.ndarray, dx: int, df: float | None = None):
-    chol = np.linalg.cholesky(cov)
+@dataclasses.dataclass(frozen=True, eq=False)  # eq on arrays is ill-defined: compare by identity
+class GaussianSampler:
+    """Rows of N(0, cov) (or, with df, of the multivariate t with dispersion cov), split into x | y.
+    Kept as data so that likelihood-based references (`benchmarks.bayes_oracle`) can read cov and df."""
 
-    def sample(n: int, rng: np.random.Generator):
-        z = rng.standard_normal((n, cov.shape[0])) @ chol.T
-        if df is not None:  # multivariate t: a normal scaled by sqrt(df / chi2_df)
-            z = z / np.sqrt(rng.chisquare(df, size=(n, 1)) / df)
-        return z[:, :dx], z[:, dx:]
+    cov: np.ndarray
+    dx: int
+    df: float | None = None
 
-    return sample
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "chol", np.linalg.cholesky(self.cov))
+
+    def __call__(self, n: int, rng: np.random.Generator):
+        z = rng.standard_normal((n, self.cov.shape[0])) @ self.chol.T
+        if self.df is not None:  # multivariate t: a normal scaled by sqrt(df / chi2_df)
+            z = z / np.sqrt(rng.chisquare(self.df, size=(n, 1)) / self.df)
+        return z[:, :self.dx], z[:, self.dx:]
 
 
 def _structure_params(structure: str, dx: int, dy: int, rng: np.random.Generator) -> dict[str, Any]:
@@ -85,7 +92,7 @@ def _normal(structure: str, dx: int, dy: int, rng: np.random.Generator):
     p = _structure_params(structure, dx, dy, rng)
     task = getattr(mn, f"task_multinormal_{structure}")(dx, dy, **p)
     cov = np.asarray(task.sampler._covariance)  # BMI keeps it private; pinned at 0.1.3
-    return float(task.mutual_information), p, _gaussian_sampler(cov, dx)
+    return float(task.mutual_information), p, GaussianSampler(cov, dx)
 
 
 def _student(structure: str, dx: int, dy: int, rng: np.random.Generator):
@@ -97,7 +104,7 @@ def _student(structure: str, dx: int, dy: int, rng: np.random.Generator):
     p["df"] = _u(rng, "df")
     task = getattr(st, f"task_student_{structure}")(dx, dy, **p)
     disp = np.asarray(task.sampler._dispersion)
-    return float(task.mutual_information), p, _gaussian_sampler(disp, dx, df=p["df"])
+    return float(task.mutual_information), p, GaussianSampler(disp, dx, df=p["df"])
 
 
 def _additive_noise(structure: str, dx: int, dy: int, rng: np.random.Generator):

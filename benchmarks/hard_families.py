@@ -114,13 +114,13 @@ class HardFamily:
     def _student_lowdf(self, dx, dy, rng):
         from bmi.benchmark.tasks import student as st
 
-        from benchmarks.families import _gaussian_sampler
+        from benchmarks.families import GaussianSampler
 
         off, df = _u(rng, "off_diag"), float(rng.uniform(0.3, 1.0))
         task = st.task_student_dense(dx, dy, df, off)
         disp = np.asarray(task.sampler._dispersion)
         return Distribution(self.name, dx, dy, float(task.mutual_information), {"off_diag": off, "df": df},
-                            _gaussian_sampler(disp, dx, df=df))
+                            GaussianSampler(disp, dx, df=df))
 
 
 HARD_OOMD = (
