@@ -225,11 +225,13 @@ def mse_by_bin(sq_err, ns) -> dict[str, float]:
     return {"mse": float(sq_err.mean()), **{label: float(sq_err[bins == label].mean()) for _, _, label in BINS}}
 
 
-def validate(paths, val_size: int, val_seed: int, n_points: int = 0) -> pd.DataFrame:
+def validate(paths, val_size: int, val_seed: int, n_points: int = 0, shuffle_y: bool = False) -> pd.DataFrame:
     """MSE (median for MIST_QR) by n-bin of each checkpoint on one fresh IMD validation draw, d in [2, 32].
 
     n is on the training validation's grid (every 10 from 10 to 500), or, with `n_points`, on that many
-    evenly spaced values as in the test corpora (20 there: n = 10, 35, 61, 87, ...)."""
+    evenly spaced values as in the test corpora (20 there: n = 10, 35, 61, 87, ...). With `shuffle_y`,
+    each dataset's y columns are put in a random order first: the same MI without BMI's pairing of
+    x_i with y_i, which a model with `align_stats` must not rely on."""
     import estimators
     from benchmarks import metadataset
     from estimators.checkpoint import read_card
@@ -237,6 +239,9 @@ def validate(paths, val_size: int, val_seed: int, n_points: int = 0) -> pd.DataF
     items = metadataset.validation_set({"val_size": val_size, "val_seed": val_seed, "d": [2, 32],
                                         "val_n_points": n_points})
     data = [(d["x"], d["y"]) for d in items]
+    if shuffle_y:
+        rng = np.random.default_rng([val_seed, 1])
+        data = [(x, y[:, rng.permutation(y.shape[1])]) for x, y in data]
     truth = np.array([d["mi"] for d in items])
     rows = []
     for path in paths:
@@ -272,6 +277,7 @@ def main(argv=None) -> None:
     v.add_argument("--val-size", type=int, default=1500)
     v.add_argument("--val-seed", type=int, default=999)
     v.add_argument("--n-points", type=int, default=0, help="n on this many evenly spaced values (0: every 10)")
+    v.add_argument("--shuffle-y", action="store_true", help="y's columns in a random order (no x_i-y_i pairing)")
     args = ap.parse_args(argv)
     import torch
 
@@ -287,7 +293,7 @@ def main(argv=None) -> None:
         df = gaussian_check({"mist": args.mist_weights, "mist_qr": args.mist_qr_weights}, args.seeds)
         print(df.to_string(index=False))
     elif args.cmd == "validate":
-        print(validate(args.weights, args.val_size, args.val_seed, args.n_points).round(4).to_string(index=False))
+        print(validate(args.weights, args.val_size, args.val_seed, args.n_points, args.shuffle_y).round(4).to_string(index=False))
     elif args.cmd == "speed":
         print(speed(args.n, args.d, args.datasets, args.repeats))
     else:

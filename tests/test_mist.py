@@ -231,6 +231,79 @@ def test_raw_max_n_limits_raw_stats_to_small_samples():
             FeatureConfig(**{**capped.to_dict(), **bad})
 
 
+def test_align_stats_read_the_pairing_of_x_i_with_y_i():
+    """Ten rows, y_i = x_i + noise for the first three columns: the aligned entries see the
+    pairing, and lose it when y's columns are shuffled, while every other entry is unchanged
+    (they do not depend on the column order). Symmetric under swapping x and y."""
+    from estimators.mist.features import ALIGN_STATS, swap_view
+
+    base = FeatureConfig(shrink=0.1, pair_stats=True, radial_stats=True, raw_stats=True, raw_max_n=100)
+    cfg = FeatureConfig(**{**base.to_dict(), "align_stats": True})
+    assert cfg.context_dim == base.context_dim + ALIGN_STATS
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((10, 12))
+    y = np.c_[x[:, :3] + 0.2 * rng.standard_normal((10, 3)), rng.standard_normal((10, 9))]
+    tok, ctx, g = dataset_features(x, y, cfg)
+    tok0, ctx0, g0 = dataset_features(x, y, base)
+    assert np.array_equal(tok, tok0) and g == g0 and np.array_equal(ctx[:base.context_dim], ctx0)
+    al = slice(base.context_dim, None)
+    shuffled = dataset_features(x, y[:, [5, 9, 1, 7, 3, 11, 0, 4, 8, 2, 10, 6]], cfg)[1]
+    assert np.allclose(shuffled[:base.context_dim], ctx[:base.context_dim], atol=1e-5)
+    assert ctx[al][0] > shuffled[al][0] + 0.2  # summed Gaussian MI of the aligned pairs
+    assert ctx[al][3] == 0.25 > shuffled[al][3]  # share of pairs with n r^2 > 4: the 3 of 12 coupled ones
+    assert np.allclose(swap_view(tok, ctx, cfg)[1], dataset_features(y, x, cfg)[1], atol=1e-6)
+
+
+def test_align_shuffle_is_training_augmentation_only():
+    """With a generator, `align_shuffle` = 1 shuffles y's columns before anything is computed; at
+    inference (no generator) the data are read as given. It needs align_stats and a share in [0, 1]."""
+    cfg = FeatureConfig(align_stats=True, align_shuffle=1.0)
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((20, 6))
+    y = x + 0.1 * rng.standard_normal((20, 6))
+    plain = dataset_features(x, y, cfg)[1]
+    assert np.array_equal(plain, dataset_features(x, y, FeatureConfig(align_stats=True))[1])
+    perm = np.random.default_rng(3)
+    perm.random()
+    p = perm.permutation(6)
+    want = dataset_features(x, y[:, p], FeatureConfig(align_stats=True))[1]
+    got = dataset_features(x, y, cfg, np.random.default_rng(3))[1]
+    al = slice(cfg.context_dim - 11, None)
+    assert np.allclose(got[al], want[al]) and got[al][0] < plain[al][0]
+    for bad in ({"align_shuffle": 0.5}, {"align_stats": True, "align_shuffle": 1.5}):
+        with pytest.raises(ValueError, match="align_shuffle"):
+            FeatureConfig(**bad)
+
+
+def test_init_weights_without_align_stats_are_widened_to_the_same_predictions(tmp_path):
+    """Fine-tuning a checkpoint into one with align_stats starts from exactly its predictions (the new
+    inputs get zero weights); a checkpoint that differs in anything else is refused."""
+    import torch
+
+    from estimators.checkpoint import CheckpointError
+    from estimators.mist.training import build_model, load_init, merge_params, train
+
+    for quantile in (False, True):
+        kind = "mist_qr" if quantile else "mist"
+        train({**_TINY, "max_steps": 2, "quantile": quantile, "calibrate": False},
+              tmp_path / f"{kind}.safetensors", tmp_path / f"{kind}.csv")
+        old = estimators.get(kind, weights=str(tmp_path / f"{kind}.safetensors"), swap_average=False)
+        p = merge_params({**_TINY, "quantile": quantile, "features": {"align_stats": True, "align_shuffle": 0.3}})
+        model, fcfg = build_model(p)
+        load_init(model, fcfg, str(tmp_path / f"{kind}.safetensors"))
+        x, y, _ = gaussian_pair(30, 3, 3, 0.6)
+        from estimators.mist.features import dataset_features as feats
+        tok, ctx, g = feats(x, y, fcfg)
+        tau = torch.tensor([[0.5]]) if quantile else None
+        with torch.no_grad():
+            got = model.eval()(torch.from_numpy(tok[None]), torch.from_numpy(ctx[None]), torch.tensor([g]), tau)
+        assert float(got.reshape(-1)[0]) == pytest.approx(old.estimate(x, y).mi, abs=1e-5)
+    p = merge_params({**_TINY, "features": {"align_stats": True, "k_pairs": 4}})
+    model, fcfg = build_model(p)
+    with pytest.raises(CheckpointError, match="more than align_stats"):
+        load_init(model, fcfg, str(tmp_path / "mist.safetensors"))
+
+
 def test_features_copula_invariant_to_monotone_maps():
     x, y, _ = gaussian_pair(100, 3, 3, 0.7)
     cfg = FeatureConfig()

@@ -329,6 +329,35 @@ def build_model(p: dict[str, Any]) -> tuple[MISTNet, FeatureConfig]:
     return MISTNet(arch), fcfg
 
 
+def load_init(model: MISTNet, fcfg: FeatureConfig, path: str, device: str = "cpu") -> None:
+    """Load `init_weights` into `model`. A checkpoint trained without `align_stats`, and otherwise on
+    the same features and architecture, also fits: the new context entries (appended last) get zero
+    weights, so training starts from exactly the old model's predictions. Anything else must match."""
+    from estimators.checkpoint import CheckpointError, load_checkpoint, read_card
+
+    card = read_card(path)
+    old_f = dict(card.get("features", {}))
+    if not fcfg.align_stats or old_f.get("align_stats"):
+        load_checkpoint(model, path, device=device)
+        return
+    plain = FeatureConfig(**{**fcfg.to_dict(), "align_stats": False, "align_shuffle": 0.0})
+    if FeatureConfig.from_dict(old_f) != plain or \
+            card.get("architecture") != {**model.arch.to_dict(), "context_dim": plain.context_dim}:
+        raise CheckpointError(f"init_weights {path}: its features or architecture differ from this run's "
+                              "by more than align_stats")
+    old = MISTNet(Architecture.from_dict(card["architecture"]))
+    load_checkpoint(old, path, device=device)
+    state = old.state_dict()
+    c0, c1, w = plain.context_dim, fcfg.context_dim, model.arch.width
+    ctx_w = state["embed_ctx.weight"]
+    state["embed_ctx.weight"] = torch.cat([ctx_w, ctx_w.new_zeros(ctx_w.shape[0], c1 - c0)], dim=1)
+    head_w = state["head.0.weight"]  # input: [pooled (w) | context | tau (MIST_QR)]
+    state["head.0.weight"] = torch.cat([head_w[:, :w + c0], head_w.new_zeros(head_w.shape[0], c1 - c0),
+                                        head_w[:, w + c0:]], dim=1)
+    model.load_state_dict(state, strict=True)
+    print(f"init_weights {path}: widened by {c1 - c0} zero-weight align_stats inputs", file=sys.stderr)
+
+
 def check_params(params: dict[str, Any] | None) -> dict[str, Any]:
     """The merged parameters, each part checked (data spec, families, features, architecture):
     the workflow calls this when it parses the config, long before the training job runs."""
@@ -406,9 +435,7 @@ def train(params: dict[str, Any] | None, out_weights, log_csv, device: str | Non
         saved.load_state_dict(best_state)
         save_checkpoint(saved, out_weights, best_card)
     if step == 0 and p["init_weights"]:
-        from estimators.checkpoint import load_checkpoint
-
-        load_checkpoint(model, p["init_weights"], device=str(dev))
+        load_init(model, fcfg, p["init_weights"], device=str(dev))
     ema = _make_ema(model, ema_decay, ema_state)  # after loading: it averages from these weights
 
     val = Validation(spec, fcfg)
