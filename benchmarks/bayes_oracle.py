@@ -167,24 +167,23 @@ def rank_loglik(x: np.ndarray, y: np.ndarray, bank: Bank) -> np.ndarray:
 # ---------------------------------------------------------------------------
 # The posterior over the mixture of families.
 
-def family_classes(family_names) -> dict[tuple[str, str | None], list[str]]:
-    """Training families grouped by base-structure class (the transforms share a bank)."""
-    out: dict[tuple[str, str | None], list[str]] = collections.defaultdict(list)
+def family_classes(family_names) -> dict[tuple[str, str | None], list]:
+    """Training families (`Family` objects) grouped by base-structure class: their transforms share a bank."""
+    out: dict[tuple[str, str | None], list] = collections.defaultdict(list)
     for name in family_names:
         fam = F.get_family(name)
-        if fam.base not in F.BASES:
-            raise ValueError(f"family {name}: no likelihood for base {fam.base!r}")
-        out[(fam.base, fam.structure)].append(fam.transform)
+        if getattr(fam, "base", None) not in F.BASES:
+            raise ValueError(f"family {name}: no likelihood for its base")
+        out[(fam.base, fam.structure)].append(fam)
     return dict(out)
 
 
 def draw_banks(family_names, dx: int, dy: int, draws: int, seed: int) -> dict:
     """One bank per base-structure class at (dx, dy); a class undefined at these dims is left out."""
     banks = {}
-    for i, key in enumerate(sorted(family_classes(family_names), key=str)):
+    for i, (key, fams) in enumerate(sorted(family_classes(family_names).items(), key=lambda kv: str(kv[0]))):
         base, structure = key
-        min_dim = 2 if structure == "2pair" else 1  # as `Family.min_dim`
-        if min(dx, dy) < min_dim or (base == "multi_additive_noise" and dx != dy):
+        if min(dx, dy) < F.min_dim_of(fams[0]) or (base == "multi_additive_noise" and dx != dy):
             continue
         banks[key] = draw_bank(base, structure, dx, dy, draws, np.random.default_rng([seed, dx, dy, i]))
     return banks
@@ -218,20 +217,20 @@ def posterior_mean(x: np.ndarray, y: np.ndarray, family_names, banks: dict, mode
         x, y = aligned_columns(x, y)
     classes = family_classes(family_names)
     logw, mis = [], []
-    for key, transforms in classes.items():
+    for key, fams in classes.items():
         bank = banks.get(key)
         if bank is None:
             continue
         prior = -np.log(len(family_names)) - np.log(len(bank.mi))
         if mode == "raw":
-            for tr in transforms:
-                logw.append(prior + raw_loglik(x, y, tr, bank))
+            for fam in fams:
+                logw.append(prior + raw_loglik(x, y, fam.transform, bank))
                 mis.append(bank.mi)
         elif mode == "ranks":
             if bank.base == "multi_additive_noise":
                 continue
             # every transform of a class has the same copula: one term, weighted by their number
-            logw.append(prior + np.log(len(transforms)) + rank_loglik(x, y, bank))
+            logw.append(prior + np.log(len(fams)) + rank_loglik(x, y, bank))
             mis.append(bank.mi)
         else:
             raise ValueError(f"mode must be 'raw' or 'ranks', got {mode!r}")
