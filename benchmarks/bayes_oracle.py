@@ -126,14 +126,22 @@ def _gauss_quad(z: np.ndarray, bank: Bank) -> np.ndarray:
     return np.einsum("mde,de->m", bank.prec, z.T @ z)
 
 
-def raw_loglik(x: np.ndarray, y: np.ndarray, transform: str, bank: Bank) -> np.ndarray:
-    """log p(x, y | draw) for every draw of `bank` under `transform`: (M,)."""
+def _base_values(x: np.ndarray, y: np.ndarray, transform: str) -> tuple[np.ndarray, np.ndarray, float]:
+    """The untransformed x, y under `transform` and the log-Jacobian summed over every value."""
     bx, jx = inverse_transform(transform, x, "x")
     by, jy = inverse_transform(transform, y, "y")
-    jac = float(jx.sum() + jy.sum())
+    return bx, by, float(jx.sum() + jy.sum())
+
+
+def raw_loglik(x: np.ndarray, y: np.ndarray, transform: str, bank: Bank) -> np.ndarray:
+    """log p(x, y | draw) for every draw of `bank` under `transform`: (M,)."""
+    return _raw_loglik(*_base_values(x, y, transform), bank)
+
+
+def _raw_loglik(bx: np.ndarray, by: np.ndarray, jac: float, bank: Bank) -> np.ndarray:
     if not np.isfinite(jac):
         return np.full(len(bank.mi), -np.inf)
-    n = x.shape[0]
+    n = bx.shape[0]
     if bank.base == "multi_additive_noise":  # X_j ~ U(0, 1), Y_j = X_j + U(-eps_j, eps_j)
         inside = (bx >= 0).all() and (bx <= 1).all()
         gap = np.abs(by - bx).max(0)  # (d,)
@@ -146,11 +154,18 @@ def raw_loglik(x: np.ndarray, y: np.ndarray, transform: str, bank: Bank) -> np.n
     return _student_logpdf(z, bank) + jac
 
 
+def _pseudo_observations(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """rank / (n + 1) per column of [x | y], ties averaged."""
+    return np.c_[rankdata(x, axis=0), rankdata(y, axis=0)] / (x.shape[0] + 1)
+
+
 def rank_loglik(x: np.ndarray, y: np.ndarray, bank: Bank) -> np.ndarray:
     """Copula pseudo-log-likelihood of the pseudo-observations rank / (n + 1) for every draw: (M,)."""
-    n = x.shape[0]
-    ranks = np.c_[rankdata(x, axis=0), rankdata(y, axis=0)]
-    u = ranks / (n + 1)
+    return _rank_loglik(_pseudo_observations(x, y), bank)
+
+
+def _rank_loglik(u: np.ndarray, bank: Bank) -> np.ndarray:
+    n = u.shape[0]
     if np.isnan(bank.df[0]):  # Gaussian copula: log phi_R(z) - sum log phi(z_j), z = Phi^-1(u)
         z = ndtri(u)
         return -0.5 * n * bank.logdet - 0.5 * _gauss_quad(z, bank) + 0.5 * float((z * z).sum())
@@ -198,8 +213,8 @@ def aligned_columns(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarra
     depends on the columns' values, not their order (up to exact ties)."""
     from scipy.optimize import linear_sum_assignment
 
-    zx, zy = ndtri(rankdata(x, axis=0) / (len(x) + 1)), ndtri(rankdata(y, axis=0) / (len(y) + 1))
-    r2 = np.corrcoef(zx.T, zy.T)[:x.shape[1], x.shape[1]:] ** 2
+    z = ndtri(_pseudo_observations(x, y))
+    r2 = np.corrcoef(z.T)[:x.shape[1], x.shape[1]:] ** 2
     rows, cols = linear_sum_assignment(r2, maximize=True)
     order = np.argsort(-r2[rows, cols], kind="stable")
     rows, cols = rows[order], cols[order]
@@ -213,9 +228,16 @@ def posterior_mean(x: np.ndarray, y: np.ndarray, family_names, banks: dict, mode
     """(E[MI | x, y], effective sample size) with every family of `family_names` equally likely a priori.
     With `align`, the columns are first put in the order `aligned_columns` finds, which makes the
     result invariant to permutations of the columns of x and of y."""
+    if mode not in ("raw", "ranks"):
+        raise ValueError(f"mode must be 'raw' or 'ranks', got {mode!r}")
     if align:
         x, y = aligned_columns(x, y)
     classes = family_classes(family_names)
+    # Each transform's inverse (a bisection for wigglify) and the ranks are computed once per dataset,
+    # not once per family class that uses them.
+    base_values = {tr: _base_values(x, y, tr) for tr in {f.transform for fams in classes.values() for f in fams}} \
+        if mode == "raw" else {}
+    u = _pseudo_observations(x, y) if mode == "ranks" else None
     logw, mis = [], []
     for key, fams in classes.items():
         bank = banks.get(key)
@@ -224,16 +246,12 @@ def posterior_mean(x: np.ndarray, y: np.ndarray, family_names, banks: dict, mode
         prior = -np.log(len(family_names)) - np.log(len(bank.mi))
         if mode == "raw":
             for fam in fams:
-                logw.append(prior + raw_loglik(x, y, fam.transform, bank))
+                logw.append(prior + _raw_loglik(*base_values[fam.transform], bank))
                 mis.append(bank.mi)
-        elif mode == "ranks":
-            if bank.base == "multi_additive_noise":
-                continue
+        elif bank.base != "multi_additive_noise":  # ranks: no tractable copula for additive noise
             # every transform of a class has the same copula: one term, weighted by their number
-            logw.append(prior + np.log(len(fams)) + rank_loglik(x, y, bank))
+            logw.append(prior + np.log(len(fams)) + _rank_loglik(u, bank))
             mis.append(bank.mi)
-        else:
-            raise ValueError(f"mode must be 'raw' or 'ranks', got {mode!r}")
     lw, mi = np.concatenate(logw), np.concatenate(mis)
     if not np.isfinite(lw.max()):
         raise ValueError("no prior draw gives these data a positive likelihood")

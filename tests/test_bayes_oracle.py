@@ -74,17 +74,19 @@ def test_posterior_uses_the_data():
     banks = bo.draw_banks(fams, 3, 3, 600, seed=0)
     prior_mean = np.mean(np.concatenate([b.mi for b in banks.values()]))
     rng = np.random.default_rng(5)
-    err_post, err_prior = [], []
+    err_post, err_prior = {"raw": [], "ranks": []}, []
     for i in range(40):
         dist = F.get_family(fams[i % 2]).draw(3, 3, rng)
         x, y = dist.sample(30, rng)
         for mode in ("raw", "ranks"):
             post, ess = bo.posterior_mean(x, y, fams, banks, mode)
             assert 1 <= ess <= 1200
-            if mode == "raw":
-                err_post.append((post - dist.mi) ** 2)
+            err_post[mode].append((post - dist.mi) ** 2)
         err_prior.append((prior_mean - dist.mi) ** 2)
-    assert np.mean(err_post) < 0.3 * np.mean(err_prior)
+    # Measured: 0.016 (raw) and 0.024 (ranks) of the prior mean's MSE; 0.3 leaves room for the seed,
+    # not for a likelihood that ignores the data.
+    for mode, err in err_post.items():
+        assert np.mean(err) < 0.3 * np.mean(err_prior), mode
 
 
 def test_a_single_draw_is_its_own_posterior():

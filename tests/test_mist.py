@@ -268,7 +268,8 @@ def test_align_shuffle_is_training_augmentation_only():
     p = perm.permutation(6)
     want = dataset_features(x, y[:, p], FeatureConfig(align_stats=True))[1]
     got = dataset_features(x, y, cfg, np.random.default_rng(3))[1]
-    al = slice(cfg.context_dim - 11, None)
+    from estimators.mist.features import ALIGN_STATS
+    al = slice(cfg.context_dim - ALIGN_STATS, None)
     assert np.allclose(got[al], want[al]) and got[al][0] < plain[al][0]
     for bad in ({"align_shuffle": 0.5}, {"align_stats": True, "align_shuffle": 1.5}):
         with pytest.raises(ValueError, match="align_shuffle"):
@@ -292,8 +293,7 @@ def test_init_weights_without_align_stats_are_widened_to_the_same_predictions(tm
         model, fcfg = build_model(p)
         load_init(model, fcfg, str(tmp_path / f"{kind}.safetensors"))
         x, y, _ = gaussian_pair(30, 3, 3, 0.6)
-        from estimators.mist.features import dataset_features as feats
-        tok, ctx, g = feats(x, y, fcfg)
+        tok, ctx, g = dataset_features(x, y, fcfg)
         tau = torch.tensor([[0.5]]) if quantile else None
         with torch.no_grad():
             got = model.eval()(torch.from_numpy(tok[None]), torch.from_numpy(ctx[None]), torch.tensor([g]), tau)
