@@ -10,7 +10,7 @@ from typing import Any
 import estimators
 from estimators.registry import estimator_class
 from benchmarks.corpora import plan, sizes, _bmi_items
-from benchmarks.families import get_family, split_families
+from estimators.synthetic.families import get_family, split_families
 
 
 def check(config: dict[str, Any]) -> None:
@@ -75,7 +75,7 @@ def check(config: dict[str, Any]) -> None:
     ref = config.get("evaluation", {}).get("reference_estimator", "ksg")
     if ref not in config.get("estimators", {}):
         errors.append(f"evaluation.reference_estimator: {ref!r} is not one of the configured estimators")
-    from estimators.mist.ablation import VARIANTS
+    from benchmarks.ablation import VARIANTS
 
     for i, v in enumerate((config.get("ablation") or {}).get("variants", [])):
         if v not in VARIANTS:

@@ -23,17 +23,13 @@ from typing import Any, Iterable
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from benchmarks.families import dim_range, get_family, min_dim_of, split_families
+from estimators.synthetic.families import dim_range, get_family, min_dim_of, split_families
 from benchmarks.shards import write_shard
+from estimators.validation import is_integer
 
 
 def _seed(seed: int, key: str) -> np.random.SeedSequence:
     return np.random.SeedSequence([int(seed), zlib.crc32(key.encode())])
-
-
-def is_integer(v: Any) -> bool:
-    """An int or numpy integer, and not a bool (which Python counts as an int)."""
-    return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
 
 
 def sizes(spec: Any) -> list[int]:

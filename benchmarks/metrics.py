@@ -12,18 +12,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from estimators.synthetic import bins
+
 SLICED_SUFFIX = " [sliced MI]"
-N_BINS = [(10, 100, "[10,100]"), (100, 300, "(100,300]"), (300, 500, "(300,500]")]
 D_EDGES = [0, 2, 4, 8, 16, 32, np.inf]
 
 
 def n_bin(n: pd.Series) -> pd.Series:
-    out = pd.Series("other", index=n.index, dtype=object)
-    for lo, hi, label in N_BINS:
-        out[(n > lo if lo > 10 else n >= lo) & (n <= hi)] = label
-    out[n > 500] = "(500,inf)"
-    out[n < 10] = "[1,10)"
-    return out
+    return pd.Series(bins.n_bin(n.to_numpy()), index=n.index, dtype=object)
 
 
 def d_bin(d: pd.Series) -> pd.Series:

@@ -12,6 +12,11 @@ MAX_ABS = 1e150
 MIN_SPREAD = 1e-150
 
 
+def is_integer(v: Any) -> bool:
+    """An int or numpy integer, and not a bool (which Python counts as an int)."""
+    return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+
+
 def as_2d(a: Any, what: str) -> np.ndarray:
     if isinstance(a, (str, bytes)):
         raise ValueError(f"{what} must be a numeric array, got {type(a).__name__}")

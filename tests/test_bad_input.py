@@ -3,7 +3,7 @@
 Each input must end in a clear `ValueError` (raised by our code, naming the problem),
 a finite `ok` estimate, or a failed `Estimate` with a reason. Anything else (another
 exception, a `ValueError` leaking out of a library, NaN/inf reported as ok, a hang) is a
-bug. The classifier and the fixed cases live in `benchmarks.bad_input_table`, which
+bug. The classifier and the fixed cases live in `devbench.bad_input_table`, which
 prints the same cases as a Markdown table.
 
 Budgets: hypothesis runs few examples (derandomised, no database) and per-dataset-trained
@@ -23,7 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import estimators
-from benchmarks import bad_input_table as bit
+from devbench import bad_input_table as bit
 from estimators.validation import MAX_ABS, MIN_SPREAD
 
 NAMES = estimators.available()

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from benchmarks.corpora import build_shard, count, plan
-from benchmarks.families import get_family
+from estimators.synthetic.families import get_family
 from benchmarks.shards import iter_shard, read_meta
 
 SPEC = {"seed": 11, "shards": 3, "blocks": [

@@ -8,8 +8,8 @@ from bmi.benchmark.tasks.wiggly import wiggly_x as bmi_wx, wiggly_y as bmi_wy
 from bmi.transforms import half_cube as bmi_half_cube
 from scipy import stats
 
-from benchmarks import transforms
-from benchmarks.families import (FAMILIES, IMD_FAMILIES, OOMD_FAMILIES, TRAIN_FAMILIES, get_family,
+from estimators.synthetic import transforms
+from estimators.synthetic.families import (FAMILIES, IMD_FAMILIES, OOMD_FAMILIES, TRAIN_FAMILIES, get_family,
                                  split_families)
 
 
@@ -102,7 +102,7 @@ def test_hard_oomd_split_and_spiral_equals_bmi():
     import jax
     import bmi.transforms._rotate as rt
 
-    from benchmarks.hard_families import spiral
+    from estimators.synthetic.hard_families import spiral
 
     hard = split_families("hard_oomd")
     assert len(hard) >= 4 and not set(hard) & set(TRAIN_FAMILIES)
@@ -125,7 +125,7 @@ def test_hard_transforms_are_not_columnwise_monotone():
     """The point of hard_oomd: a per-column rank transform does not undo the map."""
     from scipy.stats import rankdata
 
-    from benchmarks.hard_families import spiral
+    from estimators.synthetic.hard_families import spiral
 
     a = np.random.default_rng(0).normal(size=(2000, 3))
     b = spiral(a, 1.0, 0, 1)

@@ -10,8 +10,8 @@ import pytest
 import torch
 
 import estimators
-from benchmarks import metadataset
-from benchmarks.families import IMD_FAMILIES, OOMD_FAMILIES, TRAIN_FAMILIES
+from estimators.synthetic import metadataset
+from estimators.synthetic.families import IMD_FAMILIES, OOMD_FAMILIES, TRAIN_FAMILIES
 from estimators.checkpoint import CheckpointError
 from estimators.mist.adapter import WEIGHTS_DIR
 from estimators.mist.features import FeatureConfig, dataset_features
@@ -154,7 +154,7 @@ def test_radial_stats_separate_student_from_gaussian_and_swap_exactly():
 
 
 def test_block_stats_read_dense_dependence_from_few_rows_and_swap_exactly():
-    from benchmarks.families import get_family
+    from estimators.synthetic.families import get_family
     from estimators.mist.features import swap_view
 
     cfg = FeatureConfig(shrink=0.1, pair_stats=True, radial_stats=True, block_stats=True)
@@ -424,15 +424,6 @@ def test_fewer_rows_than_the_weights_were_trained_on_is_a_clear_error():
         assert est.estimate(rng.standard_normal((10, 2)), rng.standard_normal((10, 2))).ok
 
 
-def test_fresh_validation_scores_checkpoints_by_their_card_kind():
-    from benchmarks.mist_bench import validate
-
-    df = validate([WEIGHTS_DIR / "mist.safetensors", WEIGHTS_DIR / "mist_qr.safetensors"], val_size=30, val_seed=7)
-    assert list(df["kind"]) == ["mist", "mist_qr"]
-    assert np.isfinite(df["mse"]).all() and (df["mse"] > 0).all()
-    assert df["mse"].iloc[0] != df["mse"].iloc[1]  # two different models, scored on the same draw
-
-
 # -- meta-dataset -----------------------------------------------------------------
 
 SMALL = {"seed": 5, "per_shard": 12, "n": [10, 60], "d": [2, 6], "val_size": 10}
@@ -620,7 +611,7 @@ def test_training_from_shards_is_reproducible_and_needs_its_shards(tmp_path):
 
 def test_ablation_rows_are_reproducible(tmp_path):
     """The DAG's ablation trains with a data worker, as in the DAG; its rows must not depend on load."""
-    from estimators.mist.ablation import run
+    from benchmarks.ablation import run
 
     extra = {"model": {"width": 16, "heads": 2}, "batch_size": 8, "data": {"val_size": 16}, "workers": 1}
     rows = [run("pair_stats", 6, extra, str(tmp_path / k)) for k in "ab"]

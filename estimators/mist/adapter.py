@@ -20,11 +20,10 @@ from estimators.base import Estimate, Estimator
 from estimators.checkpoint import CheckpointError, load_checkpoint, read_card
 from estimators.device import resolve_device
 from estimators.mist.features import FeatureConfig, dataset_features, swap_view
-from estimators.mist.model import Architecture, MISTNet
+from estimators.mist.model import TAU_GRID, Architecture, MISTNet
 from estimators.registry import register
 
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
-TAU_GRID = (0.05, 0.25, 0.5, 0.75, 0.95)
 
 
 def load_model(weights: str | Path, kind: str, device: torch.device) -> tuple[MISTNet, FeatureConfig, dict]:

@@ -19,7 +19,7 @@ import math
 import numpy as np
 import torch
 
-from benchmarks import metadataset
+from estimators.synthetic import metadataset
 from estimators.checkpoint import read_card, save_checkpoint
 
 

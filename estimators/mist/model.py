@@ -23,6 +23,9 @@ from torch import nn
 
 from estimators.attention import Attention
 
+# The quantile levels MIST_QR reports by default (and records in its card): 5% ... 95%.
+TAU_GRID = (0.05, 0.25, 0.5, 0.75, 0.95)
+
 
 @dataclasses.dataclass(frozen=True)
 class Architecture:

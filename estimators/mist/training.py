@@ -4,7 +4,7 @@
 
 `params` (all optional; defaults in DEFAULTS):
 - quantile: true trains MIST_QR;
-- data: the meta-dataset spec (`benchmarks.metadataset`): training families only,
+- data: the meta-dataset spec (`estimators.synthetic.metadataset`): training families only,
   validation from IMD families only;
 - features: normalisation (copula | standard), k_pairs, side_input;
 - model: width, heads, inducing, n_isab, ff_mult, head_hidden;
@@ -49,16 +49,14 @@ import torch
 from threadpoolctl import threadpool_limits
 from torch.utils.data import IterableDataset
 
-from benchmarks import metadataset
-from benchmarks.code_digest import code_digest
-from benchmarks.metrics import N_BINS  # the tables' n-bins: validation reports the same ones
+from estimators.synthetic import bins, metadataset
+from estimators.code_digest import code_digest
 from estimators.atomic import atomic_path, write_text
 from estimators.checkpoint import card_path, save_checkpoint
 from estimators.device import resolve_device
 from estimators.mist.features import FeatureConfig, batch_features
-from estimators.mist.model import Architecture, MISTNet
+from estimators.mist.model import TAU_GRID, Architecture, MISTNet
 
-TAU_GRID = (0.05, 0.25, 0.5, 0.75, 0.95)
 VAL_TAUS = tuple(round(float(t), 10) for t in np.linspace(0.05, 0.95, 19))
 
 DEFAULTS: dict[str, Any] = {
@@ -296,9 +294,7 @@ class Validation:
             point = self.predict(model, device)
         sq = (point - self.mi) ** 2
         res["mse"] = float(sq.mean())
-        for lo_n, hi_n, label in N_BINS:
-            m = ((self.n >= lo_n) if lo_n == 10 else (self.n > lo_n)) & (self.n <= hi_n)
-            res[f"mse_{label}"] = float(sq[m].mean()) if m.any() else float("nan")
+        res.update({f"mse_{label}": v for label, v in bins.mse_by_bin(sq, self.n).items() if label != "mse"})
         res["loss"] = res["pinball"] if model.arch.quantile else res["mse"]
         return res
 
@@ -385,13 +381,13 @@ def train(params: dict[str, Any] | None, out_weights, log_csv, device: str | Non
           shards: list[str] | None = None) -> dict[str, Any]:
     """Train MIST or MIST_QR; write the best checkpoint and the loss curve. Returns the final card.
     With `data.shards` = K > 0, `shards` are the K files of the run's meta-dataset
-    (`benchmarks.metadataset.shard_paths`; the workflow's `metadataset_shard` rule builds them)."""
+    (`estimators.synthetic.metadataset.shard_paths`; the workflow's `metadataset_shard` rule builds them)."""
     p = check_params(params)
     spec = data_spec(p)
     n_shards = spec["shards"]
     if n_shards and len(shards or []) != n_shards:
         raise ValueError(f"data.shards = {n_shards}: pass the {n_shards} shard files of this meta-dataset "
-                         f"(got {len(shards or [])}); build them with `python -m benchmarks.metadataset --build`")
+                         f"(got {len(shards or [])}); build them with `python -m estimators.synthetic.metadataset --build`")
     if not n_shards and shards:
         raise ValueError("shard files given, but data.shards is 0 (the run streams fresh datasets)")
     # Here, not in the data worker, so that a stale or broken shard fails with its own message.

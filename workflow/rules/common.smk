@@ -2,8 +2,8 @@ import json
 import os
 from pathlib import Path
 
-from benchmarks.code_digest import code_digest
-from benchmarks.metadataset import shard_paths, spec_digest
+from estimators.code_digest import code_digest
+from estimators.synthetic.metadataset import shard_paths, spec_digest
 from benchmarks.config import check as _check_config
 from estimators.registry import estimator_class
 

@@ -1,8 +1,8 @@
-"""Snakemake script: write one meta-dataset shard (logic in benchmarks.metadataset)."""
+"""Snakemake script: write one meta-dataset shard (logic in estimators.synthetic.metadataset)."""
 import time
 
 from benchmarks.joblog import job_log
-from benchmarks.metadataset import build_shard
+from estimators.synthetic.metadataset import build_shard
 
 sm = snakemake  # noqa: F821
 with job_log(sm.log[0]) as log:

@@ -1,11 +1,11 @@
-"""Snakemake script: train one MIST ablation variant (logic in estimators.mist.ablation)."""
+"""Snakemake script: train one MIST ablation variant (logic in benchmarks.ablation)."""
 import json
 
 import torch
 
 from benchmarks.joblog import job_log
 from estimators.atomic import write_text
-from estimators.mist.ablation import run
+from benchmarks.ablation import run
 
 
 def main(smk) -> None:

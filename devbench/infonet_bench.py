@@ -1,6 +1,6 @@
 """InfoNet weights checked on known-truth 1-D problems, against KSG, with timings from one run.
 
-    python -m benchmarks.infonet_bench [--weights estimators/weights/infonet.safetensors]
+    python -m devbench.infonet_bench [--weights estimators/weights/infonet.safetensors]
                                        [--seeds 10] [--mixtures 20] [--mc 200000] [--threads 1]
 
 1. Bivariate Gaussians, rho in {0, 0.1, ..., 0.9}, n = 500, `--seeds` datasets each:

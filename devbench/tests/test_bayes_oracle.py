@@ -3,9 +3,9 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from benchmarks import bayes_oracle as bo
-from benchmarks import families as F
-from benchmarks import transforms as T
+from devbench import bayes_oracle as bo
+from estimators.synthetic import families as F
+from estimators.synthetic import transforms as T
 
 
 @pytest.mark.parametrize("name", ["halfcube", "asinh", "wigglify"])

@@ -1,6 +1,6 @@
 """Our KSG against BMI's KSGEnsembleFirstEstimator on the same data, as ratios from one run.
 
-    python -m benchmarks.ksg_bench [--repeats 3]
+    python -m devbench.ksg_bench [--repeats 3]
 
 Prints, per (n, d): the two estimates, their absolute difference, the median
 wall time of each and the speed-up. Ratios, not absolute times, are what to

@@ -1,7 +1,7 @@
 """Bad input to the public API, across the whole registry: what each estimator does.
 
-    python -m benchmarks.bad_input_table            # Markdown table on stdout
-    python -m benchmarks.bad_input_table --only ksg gaussian
+    python -m devbench.bad_input_table            # Markdown table on stdout
+    python -m devbench.bad_input_table --only ksg gaussian
 
 Each case feeds `estimate(x, y)` one kind of bad or degenerate input. The outcome is
 classified as one of:

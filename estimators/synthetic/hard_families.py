@@ -30,8 +30,8 @@ import dataclasses
 
 import numpy as np
 
-from benchmarks.families import Distribution, _normal, _student, _u, register_family
-from benchmarks.transforms import half_cube
+from estimators.synthetic.paper_families import Distribution, GaussianSampler, _additive_noise, _normal, _student, _u
+from estimators.synthetic.transforms import half_cube
 
 
 def spiral(a: np.ndarray, speed: float, i: int, j: int) -> np.ndarray:
@@ -98,8 +98,6 @@ class HardFamily:
         return Distribution(self.name, dx, dy, mi, {**params, "amp": amp, "freq": freq}, sample)
 
     def _concat(self, dx, dy, rng):
-        from benchmarks.families import _additive_noise
-
         k = max(1, min(dx, dy) // 2)  # uniform-noise coordinates on each side
         mi_g, p_g, gauss = _normal("sparse", dx - k, dy - k, rng)
         mi_u, p_u, unif = _additive_noise(None, k, k, rng)
@@ -113,8 +111,6 @@ class HardFamily:
 
     def _student_lowdf(self, dx, dy, rng):
         from bmi.benchmark.tasks import student as st
-
-        from benchmarks.families import GaussianSampler
 
         off, df = _u(rng, "off_diag"), float(rng.uniform(0.3, 1.0))
         task = st.task_student_dense(dx, dy, df, off)
@@ -130,6 +126,3 @@ HARD_OOMD = (
     HardFamily("hard-concat-normal_additive", "concat", min_dim=2),
     HardFamily("hard-student_lowdf-dense", "student_lowdf", min_dim=1),
 )
-
-for _fam in HARD_OOMD:
-    register_family(_fam, split="hard_oomd")

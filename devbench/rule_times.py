@@ -1,6 +1,6 @@
 """Time per rule of a finished run, from Snakemake's per-job benchmark files.
 
-    python -m benchmarks.rule_times [results/benchmarks]
+    python -m devbench.rule_times [results/benchmarks]
 
 Every rule writes `results/benchmarks/<rule>/.../*.tsv` (or `<rule>.tsv`); this sums
 wall and CPU seconds per rule, with estimate and corpus jobs split by corpus and

@@ -1,4 +1,4 @@
-"""Distribution families with analytic MI, addressed as `base-structure-transform`.
+"""The paper's distribution families (REFERENCE: BMI tasks), addressed as `base-structure-transform`.
 
 Each family draws its parameters per dataset (ranges of REFERENCE §1), asks
 BMI's task constructors for the covariance / dispersion and the ground-truth MI,
@@ -13,7 +13,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from benchmarks.transforms import TRANSFORMS
+from estimators.synthetic.transforms import TRANSFORMS
 
 # (low, high) ranges, drawn uniformly per dataset.
 RANGES = {
@@ -55,7 +55,7 @@ class Distribution:
 @dataclasses.dataclass(frozen=True, eq=False)  # eq on arrays is ill-defined: compare by identity
 class GaussianSampler:
     """Rows of N(0, cov) (or, with df, of the multivariate t with dispersion cov), split into x | y.
-    Kept as data so that likelihood-based references (`benchmarks.bayes_oracle`) can read cov and df."""
+    Kept as data so that likelihood-based references can read cov and df."""
 
     cov: np.ndarray
     dx: int
@@ -155,7 +155,7 @@ class Family:
         return Distribution(self.name, dx, dy, mi, params, sampler)
 
 
-def _parse(name: str) -> Family:
+def parse_family(name: str) -> Family:
     parts = name.split("-")
     if len(parts) == 3:
         base, structure, transform = parts
@@ -184,54 +184,6 @@ OOMD_FAMILIES = (
     "multi_student-sparse-wigglify", "multi_student-dense-halfcube",
     "multi_additive_noise-base", "multi_additive_noise-halfcube",
 )
-
-FAMILIES: dict[str, Family] = {n: _parse(n) for n in (*TRAIN_FAMILIES, *IMD_FAMILIES, *OOMD_FAMILIES)}
-SPLITS: dict[str, tuple[str, ...]] = {"train": TRAIN_FAMILIES, "imd": IMD_FAMILIES, "oomd": OOMD_FAMILIES}
-
-
-def min_dim_of(family: "Family | Any") -> int:
-    """Smallest dx, dy a family is defined for (1 when a registered family declares no `min_dim`)."""
-    return int(getattr(family, "min_dim", 1))
-
-
-def dim_range(family: "Family | Any", lo: int, hi: int) -> tuple[int, int]:
-    """The part of a d range [lo, hi] where `family` is defined; a range wholly below its
-    minimum is an error naming the family."""
-    low = max(int(lo), min_dim_of(family))
-    if low > int(hi):
-        raise ValueError(f"family {family.name} needs d >= {low}; the d range is [{lo}, {hi}]")
-    return low, int(hi)
-
-
-def register_family(family: "Family | Any", split: str | None = None) -> None:
-    """Add a family (any object with `name` and `draw(dx, dy, rng)`), optionally to a split."""
-    if family.name in FAMILIES:
-        raise ValueError(f"family {family.name!r} is already registered")
-    FAMILIES[family.name] = family
-    if split is not None:
-        SPLITS[split] = (*SPLITS.get(split, ()), family.name)
-
-
-def get_family(name: str):
-    _load_extra()
-    try:
-        return FAMILIES[name]
-    except KeyError:
-        raise ValueError(f"unknown family {name!r}; known families: {', '.join(sorted(FAMILIES))}") from None
-
-
-def split_families(split: str) -> tuple[str, ...]:
-    _load_extra()
-    try:
-        return SPLITS[split]
-    except KeyError:
-        raise ValueError(f"unknown split {split!r}; known splits: {', '.join(sorted(SPLITS))}") from None
-
-
-def _load_extra() -> None:
-    """Families beyond the paper's live in their own module, which registers them on import."""
-    import benchmarks.hard_families  # noqa: F401
-
 
 # Sanity: the paper's IMD families are training families, the OoMD ones are not.
 assert set(IMD_FAMILIES) <= set(TRAIN_FAMILIES)

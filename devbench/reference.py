@@ -1,6 +1,6 @@
 """Copy a finished run's headline tables into `results/reference/` (CSV and Markdown, no data).
 
-    snakemake --cores 2 all && python -m benchmarks.reference [--readme README.md]
+    snakemake --cores 2 all && python -m devbench.reference [--readme README.md]
 
 The README quotes these files; committing them makes a change in the numbers visible in review.
 `--readme` also rewrites the README's three MSE tables from the copied `mse_by_nbin.csv`
@@ -12,7 +12,7 @@ import argparse
 import shutil
 from pathlib import Path
 
-from benchmarks.metrics import N_BINS
+from estimators.synthetic.bins import N_BINS
 
 TABLES = ("mse_by_nbin", "mse_by_nbin_ci", "failures_by_nbin", "accuracy", "coverage", "timing", "summary_by_dbin",
           "mist_ablation")

@@ -24,7 +24,7 @@ invariant to permutations of the columns cannot use. Importance sampling from th
 works while the likelihood is broad: this is a small-n reference (n <= 40 or so), with `ess`
 reported so a collapsed posterior is visible.
 
-    python -m benchmarks.bayes_oracle --n 10 --count 180 --draws 3000
+    python -m devbench.bayes_oracle --n 10 --count 180 --draws 3000
 """
 from __future__ import annotations
 
@@ -39,8 +39,8 @@ from scipy.special import gammaln, ndtri
 from scipy.stats import rankdata
 from scipy.stats import t as student_t
 
-from benchmarks import families as F
-from benchmarks import transforms as T
+from estimators.synthetic import families as F
+from estimators.synthetic import transforms as T
 
 
 # ---------------------------------------------------------------------------
@@ -265,7 +265,7 @@ def evaluate(n: int, count: int, draws: int, seed: int, estimator_names=("mist",
     """Posterior means and estimator predictions on `count` IMD validation-style datasets at n rows
     (d in [2, 32], dx = dy, one family drawn uniformly per dataset)."""
     import estimators
-    from benchmarks import metadataset as md
+    from estimators.synthetic import metadataset as md
 
     spec = md.full_spec({"d": [2, 32], "p_unequal": 0.0})
     rng = np.random.default_rng([seed, n])

@@ -1,6 +1,6 @@
 """Small-budget ablations of MIST design choices, scored on the IMD validation split only.
 
-    python -m estimators.mist.ablation --out results/ablations/mist_ablation.csv \
+    python -m benchmarks.ablation --out results/ablations/mist_ablation.csv \
         --steps 300 variant [variant ...]
 
 Each variant trains with the same step budget and seed and writes one row
@@ -92,8 +92,8 @@ def swap_eval(weights: str, kind: str = "mist", val_size: int = 600) -> dict:
     import numpy as np
 
     import estimators
-    from benchmarks import metadataset
-    from benchmarks.mist_bench import mse_by_bin
+    from estimators.synthetic import metadataset
+    from estimators.synthetic.bins import mse_by_bin
 
     items = metadataset.validation_set({"val_size": val_size})
     mi = np.array([d["mi"] for d in items])

@@ -1,10 +1,10 @@
 """MIST benchmarks: accuracy on the extended (M_test) grid and speed ratios, measured in one run.
 
-    python -m benchmarks.mist_bench grid  [--seeds 2 102 202] [--estimators mist mist_qr ksg]
-    python -m benchmarks.mist_bench speed [--n 500 --d 16 --datasets 64]
-    python -m benchmarks.mist_bench train-speed [--steps 20]
-    python -m benchmarks.mist_bench gaussians [--mist-weights W --mist-qr-weights W]
-    python -m benchmarks.mist_bench validate W.safetensors [W ...] [--val-size 1500 --val-seed 999 --n-points 20]
+    python -m devbench.mist_bench grid  [--seeds 2 102 202] [--estimators mist mist_qr ksg]
+    python -m devbench.mist_bench speed [--n 500 --d 16 --datasets 64]
+    python -m devbench.mist_bench train-speed [--steps 20]
+    python -m devbench.mist_bench gaussians [--mist-weights W --mist-qr-weights W]
+    python -m devbench.mist_bench validate W.safetensors [W ...] [--val-size 1500 --val-seed 999 --n-points 20]
 
 `grid` builds the paper's M_test grid (n = linspace(10, 500, 20), 9 datasets per
 (n, family), one random d per family, IMD + OoMD) for each seed, runs the
@@ -26,7 +26,8 @@ import time
 import numpy as np
 import pandas as pd
 
-from benchmarks.metrics import N_BINS as BINS, n_bin  # the tables' n-bins, one definition
+from benchmarks.metrics import n_bin
+from estimators.synthetic.bins import N_BINS as BINS, mse_by_bin
 
 
 def grid_spec(seed: int) -> dict:
@@ -115,7 +116,7 @@ def speed(n: int, d: int, datasets: int, repeats: int) -> str:
     from bmi.estimators import KSGEnsembleFirstEstimator
 
     import estimators
-    from benchmarks.families import get_family
+    from estimators.synthetic.families import get_family
 
     torch.set_num_threads(1)
     rng = np.random.default_rng(0)
@@ -166,7 +167,7 @@ def train_speed(steps: int) -> str:
     """
     import torch
 
-    from benchmarks import metadataset
+    from estimators.synthetic import metadataset
     from estimators.mist.training import FeatureStream, build_model, merge_params
 
     p = merge_params({})
@@ -219,12 +220,6 @@ def gaussian_check(weights: dict[str, str | None], seeds: int = 8,
     return pd.DataFrame(rows)
 
 
-def mse_by_bin(sq_err, ns) -> dict[str, float]:
-    """Overall and per-n-bin mean of squared errors (`sq_err`, `ns`: one entry per dataset)."""
-    sq_err, bins = np.asarray(sq_err), n_bin(pd.Series(ns)).to_numpy()
-    return {"mse": float(sq_err.mean()), **{label: float(sq_err[bins == label].mean()) for _, _, label in BINS}}
-
-
 def validate(paths, val_size: int, val_seed: int, n_points: int = 0, shuffle_y: bool = False) -> pd.DataFrame:
     """MSE (median for MIST_QR) by n-bin of each checkpoint on one fresh IMD validation draw, d in [2, 32].
 
@@ -233,7 +228,7 @@ def validate(paths, val_size: int, val_seed: int, n_points: int = 0, shuffle_y: 
     each dataset's y columns are put in a random order first: the same MI without BMI's pairing of
     x_i with y_i, which a model with `align_stats` must not rely on."""
     import estimators
-    from benchmarks import metadataset
+    from estimators.synthetic import metadataset
     from estimators.checkpoint import read_card
 
     items = metadataset.validation_set({"val_size": val_size, "val_seed": val_seed, "d": [2, 32],

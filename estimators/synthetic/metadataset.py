@@ -26,8 +26,8 @@ gives the same datasets. Two ways to get data:
 - `stream_batches(spec, batch_size, seed)` yields fresh batches forever (each
   batch shares one n), for long training runs: no epoch ever repeats.
 
-    python -m benchmarks.metadataset --seconds 10                       # generation throughput
-    python -m benchmarks.metadataset --build DIR --spec '{"shards": 4, "per_shard": 1024}'  # a run's shards
+    python -m estimators.synthetic.metadataset --seconds 10                       # generation throughput
+    python -m estimators.synthetic.metadataset --build DIR --spec '{"shards": 4, "per_shard": 1024}'  # a run's shards
 """
 from __future__ import annotations
 
@@ -42,9 +42,9 @@ from typing import Any, Iterator
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from benchmarks.corpora import is_integer
-from benchmarks.families import IMD_FAMILIES, OOMD_FAMILIES, TRAIN_FAMILIES, dim_range, get_family, split_families
+from estimators.synthetic.families import IMD_FAMILIES, OOMD_FAMILIES, TRAIN_FAMILIES, dim_range, get_family, split_families
 from estimators.atomic import atomic_path
+from estimators.validation import is_integer
 
 DEFAULT_SPEC: dict[str, Any] = {
     "seed": 0, "n": [10, 500], "d": [2, 32], "p_unequal": 0.2, "per_shard": 1000, "n_block": 1, "shards": 0,
@@ -323,7 +323,7 @@ def stream_batches(spec: dict[str, Any], batch_size: int, seed: int) -> Iterator
 
 def throughput(spec: dict[str, Any] | None = None, seconds: float = 10.0) -> float:
     """Datasets per second generated on this core. With MIST's features on top:
-    `python -m benchmarks.mist_bench train-speed` (this module stays free of the training
+    `python -m devbench.mist_bench train-speed` (this module stays free of the training
     code, so that the shard rule's code digest does not cover it)."""
     spec = full_spec(spec)
     it = stream_batches(spec, 32, seed=0)

@@ -1,0 +1,71 @@
+"""The catalogue of distribution families with known MI, and the splits that group them.
+
+A family is any object with `name`, `draw(dx, dy, rng) -> Distribution` and, optionally,
+`min_dim`. The paper's families (`paper_families`) and the rank-space-new `hard_oomd` ones
+(`hard_families`) are registered here; users add their own with `register_family`.
+
+Splits: `train` (the meta-dataset's families), `imd` (test families seen in training),
+`oomd` (test families never seen), `hard_oomd` (new even after a per-column rank transform).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from estimators.synthetic.hard_families import HARD_OOMD
+from estimators.synthetic.paper_families import (
+    IMD_FAMILIES,
+    OOMD_FAMILIES,
+    TRAIN_FAMILIES,
+    BASES,
+    Distribution,
+    Family,
+    GaussianSampler,
+    parse_family,
+)
+
+__all__ = ["FAMILIES", "SPLITS", "IMD_FAMILIES", "OOMD_FAMILIES", "TRAIN_FAMILIES", "BASES", "Distribution", "Family", "GaussianSampler",
+           "dim_range", "get_family", "min_dim_of", "register_family", "split_families"]
+
+FAMILIES: dict[str, Any] = {n: parse_family(n) for n in (*TRAIN_FAMILIES, *IMD_FAMILIES, *OOMD_FAMILIES)}
+SPLITS: dict[str, tuple[str, ...]] = {"train": TRAIN_FAMILIES, "imd": IMD_FAMILIES, "oomd": OOMD_FAMILIES}
+
+
+def min_dim_of(family: Any) -> int:
+    """Smallest dx, dy a family is defined for (1 when a registered family declares no `min_dim`)."""
+    return int(getattr(family, "min_dim", 1))
+
+
+def dim_range(family: Any, lo: int, hi: int) -> tuple[int, int]:
+    """The part of a d range [lo, hi] where `family` is defined; a range wholly below its
+    minimum is an error naming the family."""
+    low = max(int(lo), min_dim_of(family))
+    if low > int(hi):
+        raise ValueError(f"family {family.name} needs d >= {low}; the d range is [{lo}, {hi}]")
+    return low, int(hi)
+
+
+def register_family(family: Any, split: str | None = None) -> None:
+    """Add a family (any object with `name` and `draw(dx, dy, rng)`), optionally to a split."""
+    if family.name in FAMILIES:
+        raise ValueError(f"family {family.name!r} is already registered")
+    FAMILIES[family.name] = family
+    if split is not None:
+        SPLITS[split] = (*SPLITS.get(split, ()), family.name)
+
+
+def get_family(name: str):
+    try:
+        return FAMILIES[name]
+    except KeyError:
+        raise ValueError(f"unknown family {name!r}; known families: {', '.join(sorted(FAMILIES))}") from None
+
+
+def split_families(split: str) -> tuple[str, ...]:
+    try:
+        return SPLITS[split]
+    except KeyError:
+        raise ValueError(f"unknown split {split!r}; known splits: {', '.join(sorted(SPLITS))}") from None
+
+
+for _fam in HARD_OOMD:
+    register_family(_fam, split="hard_oomd")
