@@ -36,7 +36,9 @@ def test_training_rule_covers_the_model_and_the_meta_dataset():
     assert {"estimators/mist/training.py", "estimators/mist/model.py", "estimators/mist/features.py",
             "estimators/synthetic/metadataset.py", "estimators/synthetic/families.py"} <= files
     # The library trains from its own layer: a table metric or the corpus builder never retrains a model.
-    assert not {f for f in files if f.startswith(("benchmarks/", "devbench/"))}
+    # (The job-log helper is the one benchmark-layer module a workflow script needs.)
+    assert {f for f in files if f.startswith(("benchmarks/", "devbench/"))} <= {"benchmarks/__init__.py",
+                                                                              "benchmarks/joblog.py"}
 
 
 def test_shard_rule_covers_the_generator_not_the_training_code():
