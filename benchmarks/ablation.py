@@ -4,7 +4,9 @@
         --steps 300 variant [variant ...]
 
 Each variant trains with the same step budget and seed and writes one row
-(validation MSE overall and by n-bin, training minutes) to the CSV.
+(validation MSE overall and by n-bin, training minutes) to the CSV; its weights and loss
+curve go to `work/<variant>/` beside the CSV. The workflow's `ablations` target runs the
+configured variants as jobs.
 """
 from __future__ import annotations
 
@@ -45,8 +47,9 @@ VARIANTS = {
 }
 
 
-def run(variant: str, steps: int, extra: dict | None = None, workdir: str = "/tmp/mist_ablation") -> dict:
-    """Train one variant (weights and loss curve under `workdir`); return its table row."""
+def run(variant: str, steps: int, weights: str | Path, log_csv: str | Path, extra: dict | None = None) -> dict:
+    """Train one variant (its weights, their card next to them, and the loss curve at the paths
+    given); return its table row."""
     from estimators.mist.training import train
 
     params = copy.deepcopy(BASE)
@@ -57,10 +60,9 @@ def run(variant: str, steps: int, extra: dict | None = None, workdir: str = "/tm
     params.update({"max_steps": steps, "max_minutes": 1e6, "val_every": max(50, steps // 4),
                    "data": {"val_size": 400}, "resume": False, "replay_pool": 0, "schedule_by": "steps",
                    **(extra or {})})
-    wd = Path(workdir)
-    wd.mkdir(parents=True, exist_ok=True)
+    Path(weights).parent.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    card = train(params, wd / f"{variant}.safetensors", wd / f"{variant}_loss.csv")
+    card = train(params, weights, log_csv)
     v = card["validation"]
     row = {"variant": variant, "features": json.dumps(card["features"], sort_keys=True), "steps": steps,
            "datasets": card["training"]["datasets_seen"], "fresh_datasets": card["training"].get("fresh_datasets"),
@@ -122,7 +124,8 @@ def main(argv=None) -> None:
     path = Path(args.out)
     path.parent.mkdir(parents=True, exist_ok=True)
     for v in args.variants:
-        row = run(v, args.steps)
+        work = path.parent / "work" / v
+        row = run(v, args.steps, work / "weights.safetensors", work / "loss.csv")
         new = not path.exists()
         with open(path, "a", newline="") as fh:
             w = csv.DictWriter(fh, fieldnames=list(row))

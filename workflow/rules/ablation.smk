@@ -1,5 +1,6 @@
 # MIST design ablations (config key `ablation`): each variant trains with the same small
 # budget and is scored on the IMD validation split only, never on the test corpora.
+# Their own target, `snakemake --cores all ablations`: the paper's tables do not need them.
 ABLATION = config.get("ablation") or {}
 
 
@@ -11,10 +12,12 @@ def ablation_outputs():
 
 rule mist_ablation_variant:
     output:
-        f"{RESULTS}/ablations/{{variant}}.json",
+        row=f"{RESULTS}/ablations/{{variant}}/row.json",
+        weights=f"{RESULTS}/ablations/{{variant}}/weights.safetensors",
+        card=f"{RESULTS}/ablations/{{variant}}/weights.json",
+        log_csv=f"{RESULTS}/ablations/{{variant}}/loss.csv",
     params:
         steps=ABLATION.get("steps", 300),
-        workdir=f"{RESULTS}/ablations/work",
         code=code("mist_ablation_variant.py"),
     threads: 1
     resources:
@@ -31,7 +34,7 @@ rule mist_ablation_variant:
 
 rule mist_ablation_table:
     input:
-        expand(f"{RESULTS}/ablations/{{variant}}.json", variant=ABLATION.get("variants", [])),
+        expand(f"{RESULTS}/ablations/{{variant}}/row.json", variant=ABLATION.get("variants", [])),
     output:
         csv=report(f"{RESULTS}/tables/mist_ablation.csv", caption="../report/tables/mist_ablation.rst",
                    category="Tables"),

@@ -11,8 +11,8 @@ from benchmarks.ablation import run
 def main(smk) -> None:
     torch.set_num_threads(int(smk.threads))
     with job_log(smk.log[0]):
-        row = run(smk.wildcards.variant, int(smk.params.steps), workdir=smk.params.workdir)
-        write_text(smk.output[0], json.dumps(row, indent=1) + "\n")
+        row = run(smk.wildcards.variant, int(smk.params.steps), smk.output.weights, smk.output.log_csv)
+        write_text(smk.output.row, json.dumps(row, indent=1) + "\n")
 
 
 # The data worker is a spawned process, which re-imports this file: only the parent trains.
