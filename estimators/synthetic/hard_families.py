@@ -30,6 +30,7 @@ import dataclasses
 
 import numpy as np
 
+from estimators.synthetic import gaussian_tasks
 from estimators.synthetic.paper_families import Distribution, GaussianSampler, _additive_noise, _normal, _student, _u
 from estimators.synthetic.transforms import half_cube
 
@@ -110,13 +111,9 @@ class HardFamily:
         return Distribution(self.name, dx, dy, mi_g + mi_u, {"gaussian": p_g, "noise": p_u, "k_noise": k}, sample)
 
     def _student_lowdf(self, dx, dy, rng):
-        from bmi.benchmark.tasks import student as st
-
         off, df = _u(rng, "off_diag"), float(rng.uniform(0.3, 1.0))
-        task = st.task_student_dense(dx, dy, df, off)
-        disp = np.asarray(task.sampler._dispersion)
-        return Distribution(self.name, dx, dy, float(task.mutual_information), {"off_diag": off, "df": df},
-                            GaussianSampler(disp, dx, df=df))
+        disp, mi = gaussian_tasks.student_task("dense", dx, dy, df, off_diag=off)  # = BMI's task_student_dense
+        return Distribution(self.name, dx, dy, mi, {"off_diag": off, "df": df}, GaussianSampler(disp, dx, df=df))
 
 
 HARD_OOMD = (

@@ -1,10 +1,12 @@
 """The paper's distribution families (REFERENCE: BMI tasks), addressed as `base-structure-transform`.
 
-Each family draws its parameters per dataset (ranges of REFERENCE §1), asks
-BMI's task constructors for the covariance / dispersion and the ground-truth MI,
-and samples with numpy. BMI's own samplers are JAX functions that recompile for
-every new shape, which makes varying-(n, d) corpora crawl; the distributions
-drawn here are the same (checked against BMI's samplers in the tests).
+Each family draws its parameters per dataset (ranges of REFERENCE §1), takes the
+covariance / dispersion and the ground-truth MI of the BMI task with those
+parameters from `gaussian_tasks` (BMI 0.1.3's definitions in numpy/scipy, equal
+bit for bit; BMI itself is not needed), and samples with numpy. BMI's own
+samplers are JAX functions that recompile for every new shape, which makes
+varying-(n, d) corpora crawl; the distributions drawn here are the same
+(checked against BMI's samplers in the tests, when BMI is installed).
 """
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from estimators.synthetic import gaussian_tasks
 from estimators.synthetic.transforms import TRANSFORMS
 
 # (low, high) ranges, drawn uniformly per dataset.
@@ -87,24 +90,18 @@ def _structure_params(structure: str, dx: int, dy: int, rng: np.random.Generator
 
 
 def _normal(structure: str, dx: int, dy: int, rng: np.random.Generator):
-    from bmi.benchmark.tasks import multinormal as mn
-
     p = _structure_params(structure, dx, dy, rng)
-    task = getattr(mn, f"task_multinormal_{structure}")(dx, dy, **p)
-    cov = np.asarray(task.sampler._covariance)  # BMI keeps it private; pinned at 0.1.3
-    return float(task.mutual_information), p, GaussianSampler(cov, dx)
+    cov, mi = gaussian_tasks.normal_task(structure, dx, dy, **p)  # = BMI's task_multinormal_<structure>
+    return mi, p, GaussianSampler(cov, dx)
 
 
 def _student(structure: str, dx: int, dy: int, rng: np.random.Generator):
-    from bmi.benchmark.tasks import student as st
-
     if structure == "lvm":
         raise ValueError("BMI has no Student-t LVM task")
     p = _structure_params(structure, dx, dy, rng)
     p["df"] = _u(rng, "df")
-    task = getattr(st, f"task_student_{structure}")(dx, dy, **p)
-    disp = np.asarray(task.sampler._dispersion)
-    return float(task.mutual_information), p, GaussianSampler(disp, dx, df=p["df"])
+    disp, mi = gaussian_tasks.student_task(structure, dx, dy, **p)  # = BMI's task_student_<structure>
+    return mi, p, GaussianSampler(disp, dx, df=p["df"])
 
 
 def _additive_noise(structure: str, dx: int, dy: int, rng: np.random.Generator):
