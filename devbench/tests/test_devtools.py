@@ -1,13 +1,16 @@
 """Tests of the developer tools in `devbench/` (not installed; run from a checkout)."""
 from __future__ import annotations
 
+import re
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-WEIGHTS_DIR = Path(__file__).resolve().parents[2] / "estimators" / "weights"
+ROOT = Path(__file__).resolve().parents[2]
+WEIGHTS_DIR = ROOT / "estimators" / "weights"
 
 
 def test_rule_times_sums_jobs_per_rule(tmp_path):
@@ -45,25 +48,74 @@ def test_reference_copy_needs_the_headline_tables_not_the_ablation(tmp_path):
         copy_reference(run, tmp_path / "ref2")
 
 
-def test_readme_tables_are_the_reference_run(tmp_path):
-    """The README's MSE tables are exactly what `--readme` writes from results/reference (so a new
-    reference run cannot leave stale numbers there), and a changed cell changes the README."""
-    from devbench.reference import update_readme
+def test_generated_documents_are_the_reference_run():
+    """docs/results.md and the README's headline table are exactly what `python -m devbench.reference
+    --docs` writes from results/reference/: a new reference run cannot leave a stale number there."""
+    from devbench.reference import render_readme, results_markdown
 
-    root = Path(__file__).resolve().parents[2]
-    readme = tmp_path / "README.md"
-    readme.write_text((root / "README.md").read_text())
-    update_readme(readme, root / "results" / "reference" / "mse_by_nbin.csv")
-    assert readme.read_text() == (root / "README.md").read_text()
-    mse = pd.read_csv(root / "results" / "reference" / "mse_by_nbin.csv")
+    ref = ROOT / "results" / "reference"
+    assert (ROOT / "docs" / "results.md").read_text() == results_markdown(ref), \
+        "docs/results.md is stale: run `python -m devbench.reference --docs`"
+    readme = (ROOT / "README.md").read_text()
+    assert render_readme(readme, pd.read_csv(ref / "mse_by_nbin.csv")) == readme, \
+        "the README's headline table is stale: run `python -m devbench.reference --docs`"
+
+
+def test_a_changed_reference_number_changes_both_documents(tmp_path):
+    from devbench.reference import main, render_readme, results_markdown
+
+    ref = tmp_path / "reference"
+    shutil.copytree(ROOT / "results" / "reference", ref)
+    readme, doc = tmp_path / "README.md", tmp_path / "results.md"
+    readme.write_text((ROOT / "README.md").read_text())
+    mse = pd.read_csv(ref / "mse_by_nbin.csv")
     row = (mse.corpus == "extended") & (mse.split == "imd") & (mse.estimator == "ksg")
     mse.loc[row, "[10,100]"] = 1234.0
-    mse.to_csv(tmp_path / "changed.csv", index=False)
-    update_readme(readme, tmp_path / "changed.csv")
-    assert "| imd | ksg | 1234 |" in readme.read_text()
-    mse[~row].to_csv(tmp_path / "lost.csv", index=False)
-    with pytest.raises(ValueError, match=r"extended/imd MSE rows for \['ksg'\]"):
-        update_readme(readme, tmp_path / "lost.csv")
+    mse.to_csv(ref / "mse_by_nbin.csv", index=False)
+    main(["--docs", "--out", str(ref), "--readme", str(readme), "--results-md", str(doc)])
+    assert "| ksg | 1234 | 63.6 |" in readme.read_text() and readme.read_text() != (ROOT / "README.md").read_text()
+    assert "| extended | imd | ksg | 1234 | 63.6 |" in doc.read_text()
+    assert doc.read_text() == results_markdown(ref)
+    # the rest of the README is untouched
+    before, after = (ROOT / "README.md").read_text().splitlines(), readme.read_text().splitlines()
+    assert len(before) == len(after) and sum(a != b for a, b in zip(before, after, strict=True)) == 1
+    # a lost headline row, an uncaptioned table and missing markers are errors, not silent omissions
+    with pytest.raises(ValueError, match=r"extended/imd MSE row for 'ksg'"):
+        render_readme(readme.read_text(), mse[~row])
+    (ref / "new_table.csv").write_text("a\n1\n")
+    with pytest.raises(ValueError, match="no caption for .*new_table.csv"):
+        results_markdown(ref)
+    with pytest.raises(ValueError, match="markers"):
+        render_readme("# no table here\n", mse)
+
+
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+# What a reader cannot follow: issue numbers, commit hashes, documents that are not shipped.
+UNFOLLOWABLE = {
+    "an issue number": re.compile(r"\bissues?\s*#?\s*\d", re.I),
+    "a commit hash": re.compile(r"\b(?:git\s+[a-z-]+|commit|revision)\b[^\n]{0,40}?\b(?=[0-9a-f]*[a-f])[0-9a-f]{7,40}\b"
+                                r"|\b(?=[0-9a-f]*[a-f])(?=[0-9a-f]*[0-9])[0-9a-f]{7,40}:\S", re.I),
+    "REFERENCE.md": re.compile(r"REFERENCE(?:\.md|\s*§)"),
+}
+
+
+def test_readme_is_short():
+    assert len((ROOT / "README.md").read_text().splitlines()) <= 250
+
+
+@pytest.mark.parametrize("path", DOCS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_documents_name_nothing_a_reader_cannot_follow(path):
+    text = path.read_text()
+    found = [f"{what}: {m.group(0)!r}" for what, rx in UNFOLLOWABLE.items() for m in rx.finditer(text)]
+    assert not found, found
+
+
+def test_the_unfollowable_patterns_catch_what_they_should():
+    bad = ["see issue 3", "Issue #12", "git show 28db398:estimators/weights/mist.safetensors",
+           "commit fb64293", "REFERENCE.md", "REFERENCE §1"]
+    good = ["the 2,000 datasets", "issues of scale", "sha256 of the weights", "seed 1234567", "git show HEAD"]
+    hit = lambda t: any(rx.search(t) for rx in UNFOLLOWABLE.values())  # noqa: E731
+    assert all(hit(t) for t in bad) and not any(hit(t) for t in good)
 
 
 def test_fresh_validation_scores_checkpoints_by_their_card_kind():
