@@ -25,11 +25,11 @@ import torch
 from scipy.special import digamma
 from sklearn.metrics import pairwise_distances
 from sklearn.neighbors import KDTree
-from sklearn.preprocessing import StandardScaler
 
 from estimators.base import Estimate, Estimator
 from estimators.bootstrap import TooFewResamples, bootstrap_values, centred_interval, centred_quantiles
 from estimators.registry import register
+from estimators.standardise import standardise
 
 # Rows per block: large enough to amortise the per-op overhead, small enough to
 # keep a (block, n) float64 matrix in cache-friendly sizes (~8 MB at n = 5000).
@@ -39,12 +39,6 @@ _BLOCK_ELEMS = 1 << 20
 # far below the gaps between distinct distances of continuous data.
 _TIE_TOL = 1e-9
 _BMI_CHUNK = 10  # rows per pairwise_distances call in BMI's KSG (its chunk_size default)
-
-
-def standardize(a: np.ndarray) -> np.ndarray:
-    """sklearn's StandardScaler, as BMI: zero mean, unit (population) variance; a column constant up to
-    float error keeps scale 1 (dividing by its rounding noise would blow the noise up to unit variance)."""
-    return StandardScaler().fit_transform(a)
 
 
 def _augment(a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -158,7 +152,7 @@ class KSG(Estimator):
 
     def point(self, x: np.ndarray, y: np.ndarray) -> float:
         if self.params["standardize"]:
-            x, y = standardize(x), standardize(y)
+            x, y = standardise(x), standardise(y)
         n = x.shape[0]
         mi = digamma(self.k) + digamma(n) - ksg_terms(x, y, self.k, self.params["metric"]).mean()
         return max(0.0, float(mi)) if self.params["clip"] else float(mi)

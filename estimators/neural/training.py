@@ -26,7 +26,7 @@ import torch
 
 from estimators.base import Estimate, Estimator
 from estimators.device import resolve_device
-from estimators.ksg import standardize
+from estimators.standardise import standardise
 
 # Steps of randomness drawn per dataset at a time. A constant, so that the
 # random stream of a dataset does not depend on the group it trains in.
@@ -51,7 +51,7 @@ def prepare(x: np.ndarray, y: np.ndarray, seed: int, train_fraction: float = 0.5
             standardise: bool = True) -> Prepared:
     gen = torch.Generator().manual_seed(int(seed))
     if standardise:  # before the split, as BMI does
-        x, y = standardize(x), standardize(y)
+        x, y = standardise(x), standardise(y)
     n = x.shape[0]
     n_tr = min(n - 1, max(1, int(n * train_fraction)))
     perm = torch.randperm(n, generator=gen)
@@ -358,7 +358,7 @@ class NeuralEstimator(Estimator):
 
     def _run(self, datasets: Sequence[tuple[np.ndarray, np.ndarray]]) -> list[Estimate]:
         p = self.params
-        device = resolve_device(p.get("device"))
+        device = resolve_device(p.get("device", "auto"))
         # Sort by key, then by size, so that a group pads little.
         order = sorted(range(len(datasets)), key=lambda i: (repr(self._group_key(*datasets[i])),
                                                             datasets[i][0].shape[0],
