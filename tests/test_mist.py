@@ -605,7 +605,7 @@ def test_training_from_shards_is_reproducible_and_needs_its_shards(tmp_path):
     with pytest.raises(ValueError, match="multiple of workers"):
         train(dict(params, workers=3), tmp_path / "c.safetensors", tmp_path / "c.csv", shards=paths)
     paths[1].write_bytes(paths[1].read_bytes()[:200])  # the trainer itself names the broken file
-    with pytest.raises(ValueError, match="shard-001.npz: not a readable meta-dataset shard"):
+    with pytest.raises(ValueError, match="shard-001.npz is not a readable meta-dataset shard"):
         train(dict(params, workers=1), tmp_path / "c.safetensors", tmp_path / "c.csv", shards=paths)
 
 

@@ -35,7 +35,6 @@ import argparse
 import hashlib
 import json
 import time
-import zipfile
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -43,7 +42,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from estimators.synthetic.families import IMD_FAMILIES, OOMD_FAMILIES, TRAIN_FAMILIES, dim_range, get_family, split_families
-from estimators.atomic import atomic_path
+from estimators.synthetic.shards import Shard, write_shard
 from estimators.validation import is_integer
 
 DEFAULT_SPEC: dict[str, Any] = {
@@ -52,6 +51,7 @@ DEFAULT_SPEC: dict[str, Any] = {
     "n_small_frac": 0.0, "n_small": [10, 100],
 }
 _TAG_TRAIN, _TAG_VAL, _TAG_STREAM = 1, 2, 3
+KIND = "meta-dataset"
 
 
 _FAMILY_KEYS = ("families", "val_families")  # default: the training families, and the IMD ones
@@ -175,29 +175,15 @@ def generate_shard(spec: dict[str, Any], shard: int) -> list[dict[str, Any]]:
 
 
 def build_shard(spec: dict[str, Any], shard: int, out_path) -> int:
-    """Write training shard `shard` to `out_path` (.npz, atomic); return its dataset count.
-
-    Layout: rows of all datasets concatenated (float32) with offsets, so one
-    shard is a handful of arrays rather than thousands of zip entries.
-    """
+    """Write training shard `shard` to `out_path` (the library's shard format, kind "metadataset",
+    x and y as float32; atomic); return its dataset count."""
     if shard < 0:
         raise ValueError(f"shard index must be >= 0, got {shard}")
     with threadpool_limits(1):  # same bytes whatever the BLAS threads, as the corpora
         items = generate_shard(spec, shard)
-    n = np.array([it["n"] for it in items], dtype=np.int64)
-    dx = np.array([it["dx"] for it in items], dtype=np.int64)
-    dy = np.array([it["dy"] for it in items], dtype=np.int64)
-    payload = {
-        "n": n, "dx": dx, "dy": dy,
-        "mi": np.array([it["mi"] for it in items], dtype=np.float64),
-        "family": np.array([it["family"] for it in items]),
-        "x": np.concatenate([it["x"].astype(np.float32).ravel() for it in items]),
-        "y": np.concatenate([it["y"].astype(np.float32).ravel() for it in items]),
-        "spec": np.array(json.dumps(_as_stored(spec), sort_keys=True)),
-        "shard": np.array(shard),
-    }
-    with atomic_path(out_path) as tmp:
-        np.savez(tmp, **payload)
+    records = [{"family": it["family"], "mi": float(it["mi"])} for it in items]
+    write_shard(out_path, KIND, records, [(it["x"], it["y"]) for it in items], dtype=np.float32,
+                header={"spec": _as_stored(spec), "shard": int(shard)})
     return len(items)
 
 
@@ -208,49 +194,31 @@ def shard_paths(directory, spec: dict[str, Any]) -> list[Path]:
 
 def read_shard(path) -> Iterator[dict[str, Any]]:
     """Yield the datasets of a shard written by `build_shard`."""
-    shard = _Shard(path)
+    shard = _open_shard(path, None)
     for i in range(len(shard)):
-        yield shard.dataset(i)
+        yield _item(shard, i)
 
 
-def _open_shard(path, spec: dict[str, Any] | None, keys: tuple[str, ...]) -> dict[str, np.ndarray]:
-    """Some arrays of a shard; an unreadable file or one of another spec is a ValueError naming it."""
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            arrays = {k: z[k] for k in ("spec", "shard", *keys)}
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
-        raise ValueError(f"{path}: not a readable meta-dataset shard ({type(err).__name__}: {err})") from None
-    stored = full_spec(json.loads(str(arrays["spec"])))
+def _open_shard(path, spec: dict[str, Any] | None) -> Shard:
+    """A shard, checked to be of `spec` (when given); one of another spec is a ValueError naming it."""
+    shard = Shard(path, KIND)
+    stored = full_spec(shard.header["spec"])
     want = _as_stored(spec) if spec is not None else stored
     if stored != want:
         diff = sorted(k for k in set(stored) | set(want) if stored.get(k) != want.get(k))
         raise ValueError(f"{path} was built from another meta-dataset spec (differs in {diff}); rebuild it")
-    return arrays
+    return shard
 
 
-class _Shard:
-    """One shard's arrays (float32, as stored); datasets are cut out on demand."""
-
-    def __init__(self, path, spec: dict[str, Any] | None = None) -> None:
-        arrays = _open_shard(path, spec, ("n", "dx", "dy", "mi", "family", "x", "y"))
-        self.n, self.dx, self.dy, self.mi, self.family, self.x, self.y = (
-            arrays[k] for k in ("n", "dx", "dy", "mi", "family", "x", "y"))
-        self.ox = np.concatenate([[0], np.cumsum(self.n * self.dx)])
-        self.oy = np.concatenate([[0], np.cumsum(self.n * self.dy)])
-
-    def __len__(self) -> int:
-        return len(self.n)
-
-    def dataset(self, i: int) -> dict[str, Any]:
-        n, dx, dy = int(self.n[i]), int(self.dx[i]), int(self.dy[i])
-        return {"family": str(self.family[i]), "n": n, "dx": dx, "dy": dy, "mi": float(self.mi[i]),
-                "x": self.x[self.ox[i]:self.ox[i + 1]].reshape(n, dx).astype(np.float64),
-                "y": self.y[self.oy[i]:self.oy[i + 1]].reshape(n, dy).astype(np.float64)}
+def _item(shard: Shard, i: int) -> dict[str, Any]:
+    rec, x, y = shard.dataset(i)
+    return {"family": rec["family"], "n": x.shape[0], "dx": x.shape[1], "dy": y.shape[1], "mi": rec["mi"],
+            "x": x, "y": y}
 
 
 def ordered_shards(paths, spec: dict[str, Any]) -> list[str]:
     """The shard files of `spec` by shard index, each checked (readable, same spec, 0..K-1 once)."""
-    found = sorted((int(_open_shard(p, spec, ())["shard"]), str(p)) for p in paths)
+    found = sorted((int(_open_shard(p, spec).header["shard"]), str(p)) for p in paths)
     if [i for i, _ in found] != list(range(len(paths))):
         raise ValueError(f"shards must be numbered 0..{len(paths) - 1} once each, got indices "
                          f"{[i for i, _ in found]}")
@@ -278,9 +246,9 @@ def shard_batches(paths, spec: dict[str, Any], seed: int, part: tuple[int, int] 
             if skip >= per:
                 skip -= per
                 continue
-            shard = _Shard(mine[k], spec)
+            shard = _open_shard(mine[k], spec)
             for b in blocks[skip:]:
-                yield [shard.dataset(j) for j in range(b * block, (b + 1) * block)]
+                yield [_item(shard, j) for j in range(b * block, (b + 1) * block)]
             skip = 0
         epoch += 1
 
