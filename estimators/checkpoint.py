@@ -8,9 +8,9 @@ there is no path that returns random weights.
 from __future__ import annotations
 
 import hashlib
+from importlib import metadata
 import json
 import os
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -37,12 +37,17 @@ def sha256(path: str | os.PathLike) -> str:
 
 
 def code_version() -> str:
+    """The installed package's version and a digest of the library's own source files (not of
+    whatever git repository happens to enclose the install)."""
     try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                             cwd=Path(__file__).parent, timeout=5)
-        return out.stdout.strip() or "unknown"
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
+        version = metadata.version("mist-bench")
+    except metadata.PackageNotFoundError:
+        version = "unknown"
+    root = Path(__file__).resolve().parent
+    h = hashlib.sha256()
+    for f in sorted(root.rglob("*.py")):
+        h.update(str(f.relative_to(root)).encode() + b"\0" + f.read_bytes() + b"\0")
+    return f"{version}+src.{h.hexdigest()[:12]}"
 
 
 def save_checkpoint(model: torch.nn.Module, weights: str | os.PathLike, card: dict[str, Any]) -> None:
