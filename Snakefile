@@ -1,6 +1,7 @@
 # The whole job: corpora -> (training) -> estimates -> metrics, tables, plots, report.
-#   snakemake --cores all                       # default config (2-core CPU, ~30 min)
-#   snakemake --cores all --configfile config/paper.yaml --profile profiles/slurm
+#   snakemake --cores all                       # default config (a 2-core CPU; runtime in the README)
+#   snakemake --cores all ablations             # MIST design ablations (not needed by the tables)
+#   snakemake all --workflow-profile profiles/slurm --configfile config/paper.yaml   # paper scale, SLURM
 from snakemake.utils import min_version, validate
 
 min_version("8.0")

@@ -5,10 +5,10 @@ one-at-a-time path on the same datasets, their ratio, the accuracy against the
 analytic MI, and how far the two paths agree compared with the seed-to-seed
 spread of the estimator. Timings are measured in one run, single-threaded.
 
-    python benchmarks/neural_baselines_bench.py                       # 64 datasets, n = 500
-    python benchmarks/neural_baselines_bench.py --suite default       # ~80 datasets, n 10..500, d <= 32
-    python benchmarks/neural_baselines_bench.py --estimators mine --count 16 --no-loop
-    python benchmarks/neural_baselines_bench.py --suite accuracy --bmi   # n = 5000, 3 seeds, vs BMI
+    python -m devbench.neural_baselines_bench                       # 64 datasets, n = 500
+    python -m devbench.neural_baselines_bench --suite default       # ~80 datasets, n 10..500, d <= 32
+    python -m devbench.neural_baselines_bench --estimators mine --count 16 --no-loop
+    python -m devbench.neural_baselines_bench --suite accuracy --bmi   # n = 5000, 3 seeds, vs BMI
 """
 from __future__ import annotations
 

@@ -394,7 +394,7 @@ def test_bad_input_errors(mist):
 def test_shipped_weights_accurate_on_gaussians(name):
     est = estimators.get(name)
     # Mean over four seeds (measured: +0.01..+0.03 nats on the first two). Five equal moderate pairs
-    # are a documented weakness (README, "Known weaknesses": both models overshoot by 0.2-0.4 nats
+    # are a documented weakness (docs/models/mist.md, "Known weaknesses": both models overshoot by 0.2-0.4 nats
     # there); the bound keeps it from growing.
     for (dx, rho), (lo, hi) in (((1, 0.75), (-0.1, 0.1)), ((2, 0.0), (-0.1, 0.1)), ((5, 0.5), (-0.3, 0.5))):
         got = [est.estimate(*gaussian_pair(500, dx, dx, rho, seed=s)[:2]).mi for s in range(7, 11)]

@@ -297,7 +297,7 @@ def test_smoke_dag_killed_midway_resumes_and_keeps_finished_outputs(tmp_path):
     assert sum(k.startswith("estimates/") for k in finished_outputs) >= 2
     assert not (results / "tables").exists() or not any((results / "tables").iterdir())
 
-    # SIGKILL leaves Snakemake's lock behind: unlock (as the README says), then rerun.
+    # SIGKILL leaves Snakemake's lock behind: unlock (as docs/benchmark.md says), then rerun.
     subprocess.run(cmd + ["--unlock"], cwd=work, env=env, check=True, capture_output=True, text=True)
     second = subprocess.run(cmd, cwd=work, env=env, capture_output=True, text=True)
     assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
