@@ -5,15 +5,61 @@ family, split, corpus and model named exists. Each error names its key.
 """
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import estimators
+from estimators.base import Estimator
 from estimators.registry import estimator_class
 from benchmarks.corpora import plan, sizes, _bmi_items
 from estimators.synthetic.families import get_family, split_families
 
 
-def check(config: dict[str, Any]) -> None:
+def constructor_params(cls: type[Estimator]) -> frozenset[str] | None:
+    """The keyword parameters `cls(...)` accepts, read from the constructor signatures along the
+    MRO without building anything; None when a constructor takes arbitrary keywords it does
+    not name. A `**kw` passed on to a parent constructor adds that parent's parameters; one that
+    ends at `Estimator.__init__` adds only the class's `extra_params` (CriticEstimator's rule)."""
+    names: set[str] = set()
+    for klass in cls.__mro__:
+        init = klass.__dict__.get("__init__")
+        if init is None:
+            continue
+        if klass is Estimator:
+            return frozenset(names | set(getattr(cls, "extra_params", ())))
+        params = list(inspect.signature(init).parameters.values())[1:]  # without self
+        names |= {q.name for q in params if q.kind in (q.POSITIONAL_OR_KEYWORD, q.KEYWORD_ONLY)}
+        if not any(q.kind is q.VAR_KEYWORD for q in params):
+            return frozenset(names)
+    return None
+
+
+def _param_error(name: str, params: dict[str, Any], build: bool) -> str | None:
+    """Why `params` do not fit estimator `name`, or None. Misspelt names are found from the
+    signature; with `build`, the estimator is also built (on the CPU, since the DAG may be parsed
+    on a node without the jobs' GPUs; a trained model with the shipped weights), which catches
+    out-of-range values too."""
+    cls = estimator_class(name)
+    accepted = constructor_params(cls)
+    unknown = sorted(set(params) - accepted) if accepted is not None else []
+    if unknown:
+        return f"{cls.__name__} got unexpected parameters {unknown}"
+    if not build:
+        return None
+    params = dict(params)
+    if accepted is not None and "device" in accepted:
+        params["device"] = "cpu"
+    try:
+        estimators.get(name, **params)
+    except (TypeError, ValueError) as err:
+        return str(err)
+    return None
+
+
+def check(config: dict[str, Any], build_estimators: bool = True) -> None:
+    """Raise ValueError listing every semantic error of `config`. With `build_estimators=False`
+    no estimator is built (parameter names are still checked, from the signatures): the
+    workflow's parse does that, and builds them once, in the main process, before any job."""
     errors = []
     corpora = config.get("corpora", {})
     for cname, spec in corpora.items():
@@ -47,15 +93,9 @@ def check(config: dict[str, Any]) -> None:
             errors.append(f"{where}.estimator: unknown estimator {entry['estimator']!r}; "
                           f"available: {', '.join(names)}")
         else:
-            # Build it once (with the shipped weights, for a trained model; on the CPU, since the
-            # DAG may be parsed on a node without the jobs' GPUs): a misspelt or out-of-range
-            # parameter fails here, before any corpus is built.
-            params = dict(entry.get("params") or {})
-            if estimator_class(entry["estimator"]).uses_gpu:
-                params["device"] = "cpu"
-            try:
-                estimators.get(entry["estimator"], **params)
-            except (TypeError, ValueError) as err:
+            # A misspelt (and, when built, an out-of-range) parameter fails before any corpus is built.
+            err = _param_error(entry["estimator"], dict(entry.get("params") or {}), build_estimators)
+            if err:
                 errors.append(f"{where}.params: {err}")
         for c in entry.get("corpora", []):
             if c not in corpora:

@@ -1,17 +1,17 @@
-"""Device choice: `cuda` when present, else `cpu`, unless forced.
+"""Device choice, always passed explicitly: `auto` (CUDA when present, else the CPU),
+`cpu`, `cuda` or `cuda:N`.
 
-The environment variable MIST_DEVICE (or an explicit argument) forces it; the
-workflow sets it from the `device` config key.
+No environment variable is read: every torch estimator takes `device=` (default
+"auto") and so do the trainers; the workflow passes its `device` config key to both.
 """
 from __future__ import annotations
-
-import os
 
 import torch
 
 
-def resolve_device(device: str | None = None) -> torch.device:
-    choice = device or os.environ.get("MIST_DEVICE") or "auto"
+def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
+    """The torch device for `device`; None means "auto". A CUDA device without CUDA is an error."""
+    choice = "auto" if device is None else str(device)
     if choice == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     dev = torch.device(choice)

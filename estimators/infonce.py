@@ -77,5 +77,5 @@ class InfoNCE(CriticEstimator):
         # on a CPU, keep them near cache size: the step is memory-bound there, and at the defaults
         # 64 datasets (n = 500) trained in 10.9 s in groups of 8 against 12.8 s in one group of 64.
         per = self.params["batch"] ** 2 * self.params["hidden"][0]
-        budget = 1 << (25 if resolve_device(self.params.get("device")).type == "cuda" else 19)
+        budget = 1 << (25 if resolve_device(self.params["device"]).type == "cuda" else 19)
         return max(1, min(self.params["group_size"], budget // per))

@@ -275,7 +275,7 @@ class _Minde(NeuralEstimator):
                  batch: int = 128, lr: float = 2e-3, eval_every: int = 200, patience: int = 8,
                  ema: float = 0.995, mc_passes: int = 10, beta_min: float = 0.1, beta_max: float = 20.0,
                  t_min: float = 1e-3, train_fraction: float = 0.5, standardize: bool = True, seed: int = 0,
-                 group_size: int = 64, batched: bool = True, device: str | None = None) -> None:
+                 group_size: int = 64, batched: bool = True, device: str = "auto") -> None:
         # GroupNorm over _NORM_GROUPS groups: one channel per group normalises every value to 0, two
         # to +-1 (a sign pattern: at width 16, MINDE-C read a 0.51-nat Gaussian as 0.8-1.4 nats).
         if width != "auto" and (int(width) < _MIN_PER_GROUP * _NORM_GROUPS or int(width) % _NORM_GROUPS):

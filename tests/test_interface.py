@@ -81,3 +81,37 @@ def test_batch_names_the_bad_dataset(gaussian_pair):
 def test_failed_estimate_is_not_finite():
     e = Estimate.failed("diverged")
     assert not e.ok and np.isnan(e.mi) and e.info["error"] == "diverged"
+
+
+TORCH_ESTIMATORS = ("mist", "mist_qr", "infonet", "mine", "infonce", "minde_c", "minde_j")
+
+
+def test_device_is_an_explicit_parameter_and_no_environment_variable_sets_it(monkeypatch, gaussian_pair):
+    """MIST_DEVICE in the shell once forced the device of every torch estimator; nothing reads it
+    now. cuda:7 would be an error here (no such GPU, or no CUDA at all) if it were read."""
+    import inspect
+
+    import torch
+
+    from estimators.device import resolve_device
+    from estimators.infonet.training import train as train_infonet
+    from estimators.mist.training import train as train_mist
+
+    monkeypatch.setenv("MIST_DEVICE", "cuda:7")
+    auto = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    assert resolve_device() == resolve_device("auto") == auto
+    assert resolve_device("cpu") == torch.device("cpu")
+    for train in (train_mist, train_infonet):  # the trainers take it as an argument too
+        assert inspect.signature(train).parameters["device"].default == "auto"
+    x, y = gaussian_pair(60)
+    for name in TORCH_ESTIMATORS:
+        cls = estimators.registry.estimator_class(name)
+        assert estimators.get(name, **cls.test_params).params["device"] == "auto", name
+        est = estimators.get(name, device="cpu", **cls.test_params)
+        assert est.params["device"] == "cpu", name
+    for name in ("mist", "infonet"):
+        est = estimators.get(name)
+        assert est.device == auto and est.estimate(x, y).ok
+        assert estimators.get(name, device="cpu").device == torch.device("cpu")
+    mine = estimators.get("mine", device="cpu", steps=20, eval_every=10)
+    assert mine.estimate(x, y).ok

@@ -154,3 +154,55 @@ def test_training_rules_and_trained_estimators_through_the_dag(tmp_path):
     for torch_output in ("/estimates/standard/mist/", "/estimates/standard/mine/", "/models/mist_qr.safetensors"):
         assert any(torch_output in f for f in listed), changed.stdout[-3000:]
     assert not any("/ksg/" in f or "/gaussian/" in f for f in listed), changed.stdout[-3000:]
+
+
+@pytest.mark.slow
+def test_config_device_reaches_the_torch_estimators_and_no_environment_variable_does(tmp_path):
+    """The config's `device` is passed to the estimators that take one, as their `device`
+    parameter (so it is part of the job's params: switching it reruns them, not KSG). MIST_DEVICE
+    in the environment, which once forced the device, changes nothing (cuda:7 would fail here).
+    The workflow's parse builds no estimator (a missing weights file passes a dry run); the run
+    builds each once, in the main process, and fails before any job."""
+    import os
+
+    import yaml
+
+    cfg = yaml.safe_load((ROOT / "config" / "smoke.yaml").read_text())
+    assert cfg["device"] == "cpu"
+    cfg["estimators"]["mine"] = {"estimator": "mine", "params": {"steps": 20, "eval_every": 10},
+                                 "corpora": ["standard"]}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(cfg))
+    out, work = tmp_path / "results", tmp_path / "work"
+    work.mkdir()
+    targets = [str(out / "estimates" / "standard" / e / "shard-000.csv") for e in ("ksg", "mine")]
+
+    def cmd(*extra, targets=targets, config=()):
+        return ["snakemake", *targets, "-s", str(ROOT / "Snakefile"), "-d", str(work), "--cores", "2", *extra,
+                "--configfile", str(tmp_path / "config.yaml"), "--config", f"results={out}", *config]
+
+    env = {**os.environ, "MIST_DEVICE": "cuda:7"}
+    r = subprocess.run(cmd(), cwd=work, capture_output=True, text=True, timeout=900, env=env)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert (pd.read_csv(targets[1])["status"] == "ok").all()
+    params = {}
+    for rec in (work / ".snakemake" / "metadata").iterdir():
+        meta = json.loads(rec.read_text())
+        if meta.get("rule") == "estimate":
+            label = re.search(r"'estimator': '(\w+)'", " ".join(meta["params"])).group(1)
+            params[label] = " ".join(meta["params"])
+    assert "'device': 'cpu'" in params["mine"] and "device" not in params["ksg"], params
+    changed = subprocess.run(cmd("--list-changes", "params", config=["device=auto"]), cwd=work,
+                             capture_output=True, text=True, timeout=300, env=env)
+    assert changed.returncode == 0, changed.stderr[-3000:]
+    assert any("/mine/" in f for f in changed.stdout.split()), changed.stdout[-3000:]
+    assert not any("/ksg/" in f for f in changed.stdout.split()), changed.stdout[-3000:]
+    # A parameter only building finds (a missing weights file): the dry run's parse passes, the run stops first.
+    cfg["estimators"]["mist"] = {"estimator": "mist", "params": {"weights": str(tmp_path / "none.safetensors")},
+                                 "corpora": ["standard"]}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(cfg))
+    mist_target = [str(out / "estimates" / "standard" / "mist" / "shard-001.csv")]
+    dry = subprocess.run(cmd("-n", targets=mist_target), cwd=work, capture_output=True, text=True, timeout=300)
+    assert dry.returncode == 0, dry.stdout[-3000:] + dry.stderr[-3000:]
+    run = subprocess.run(cmd(targets=mist_target), cwd=work, capture_output=True, text=True, timeout=300)
+    assert run.returncode != 0 and "estimators.mist.params" in run.stdout + run.stderr, run.stdout[-3000:]
+    assert not (out / "corpora" / "standard" / "shard-001.npz").exists()

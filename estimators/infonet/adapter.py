@@ -78,7 +78,7 @@ class InfoNetEstimator(Estimator):
     uses_gpu = True
 
     def __init__(self, weights: str | Path | None = None, n_projections: int = 128, n_permutations: int = 8,
-                 n_splits: int = 0, null_correction: bool | None = None, seed: int = 0, device: str | None = None,
+                 n_splits: int = 0, null_correction: bool | None = None, seed: int = 0, device: str = "auto",
                  max_tokens: int = 1 << 15) -> None:
         super().__init__(weights=weights, n_projections=n_projections, n_permutations=n_permutations,
                          n_splits=n_splits, null_correction=null_correction, seed=seed, device=device,

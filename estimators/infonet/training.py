@@ -135,10 +135,10 @@ def _write_log(rows: list[dict[str, Any]], path: Path) -> None:
 
 
 def train(params: dict[str, Any] | None, out_weights: str | Path, log_csv: str | Path,
-          device: str | torch.device | None = None, progress: bool = True) -> dict[str, Any]:
+          device: str | torch.device = "auto", progress: bool = True) -> dict[str, Any]:
     """Train an InfoNet within the budget; write the checkpoint and the loss CSV. Returns the card."""
     p = resolve_params(params)
-    dev = resolve_device(device if device is None else str(device))
+    dev = resolve_device(device)
     torch.manual_seed(p["seed"])
     gen = torch.Generator(device=dev).manual_seed(p["seed"])
     arch = {k: p[k] for k in ARCH_KEYS}

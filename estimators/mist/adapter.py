@@ -58,7 +58,7 @@ class _MISTBase(Estimator):
     kind = "mist"
 
     def __init__(self, weights: str | None = None, swap_average: bool = True, batch_size: int = 256,
-                 device: str | None = None, **extra) -> None:
+                 device: str = "auto", **extra) -> None:
         super().__init__(weights=weights, swap_average=swap_average, batch_size=batch_size, device=device, **extra)
         self.device = resolve_device(device)
         path = Path(weights) if weights else WEIGHTS_DIR / f"{self.kind}.safetensors"
@@ -117,7 +117,7 @@ class MIST(_MISTBase):
     kind = "mist"
 
     def __init__(self, weights: str | None = None, swap_average: bool = True, batch_size: int = 256,
-                 device: str | None = None) -> None:  # explicit: a misspelt parameter is an error
+                 device: str = "auto") -> None:  # explicit: a misspelt parameter is an error
         super().__init__(weights=weights, swap_average=swap_average, batch_size=batch_size, device=device)
 
     def _estimate_batch(self, datasets):
@@ -141,7 +141,7 @@ class MIST_QR(_MISTBase):
     kind = "mist_qr"
 
     def __init__(self, weights: str | None = None, swap_average: bool = True, batch_size: int = 256,
-                 device: str | None = None, taus: Sequence[float] = TAU_GRID,
+                 device: str = "auto", taus: Sequence[float] = TAU_GRID,
                  interval: Sequence[float] = (0.05, 0.95), calibrated: bool = True) -> None:
         taus = tuple(sorted({float(t) for t in (*taus, *interval, 0.5)}))
         if not all(0.0 < t < 1.0 for t in taus):

@@ -1,6 +1,6 @@
 """Training MIST (MSE) and MIST_QR (pinball loss, tau ~ U(0, 1)).
 
-    train(params, out_weights, log_csv, device=None)
+    train(params, out_weights, log_csv, device="auto")
 
 `params` (all optional; defaults in DEFAULTS):
 - quantile: true trains MIST_QR;
@@ -377,7 +377,7 @@ def data_spec(p: dict[str, Any]) -> dict[str, Any]:
     return metadataset.full_spec(p["data"])
 
 
-def train(params: dict[str, Any] | None, out_weights, log_csv, device: str | None = None,
+def train(params: dict[str, Any] | None, out_weights, log_csv, device: str = "auto",
           shards: list[str] | None = None) -> dict[str, Any]:
     """Train MIST or MIST_QR; write the best checkpoint and the loss curve. Returns the final card.
     With `data.shards` = K > 0, `shards` are the K files of the run's meta-dataset
@@ -575,7 +575,7 @@ def main(argv=None) -> None:
     ap.add_argument("--model", required=True, help="key under `models` (mist or mist_qr)")
     ap.add_argument("--out", required=True, help="weights path (.safetensors); the card goes next to it")
     ap.add_argument("--log", required=True, help="loss-curve CSV")
-    ap.add_argument("--device")
+    ap.add_argument("--device", default="auto", help="auto (CUDA when present) | cpu | cuda | cuda:N")
     ap.add_argument("--shard-dir", help="with data.shards > 0: where the meta-dataset shards are, or are built "
                                         "(default: metadataset/ next to --out, or beside its folder if that is "
                                         "models/, as in the workflow)")

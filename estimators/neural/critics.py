@@ -212,7 +212,7 @@ class CriticEstimator(NeuralEstimator):
     training share of the rows (0.5 as BMI); standardize: per column, first;
     seed: of everything random; group_size: most datasets trained as one
     stacked network; batched: False trains one at a time (reference path);
-    device: "auto" | "cpu" | "cuda".
+    device: "auto" (CUDA when present) | "cpu" | "cuda" | "cuda:N".
     """
 
     # Per-method defaults for `hidden` and `batch` (InfoNCE pays B^2 pairs per step).
@@ -224,7 +224,7 @@ class CriticEstimator(NeuralEstimator):
     def __init__(self, hidden=None, activation: str = "relu", steps: int = 2000, batch: int | None = None,
                  lr: float = 3e-3, eval_every: int = 100, patience: int = 3, train_fraction: float = 0.5,
                  standardize: bool = True, seed: int = 0, group_size: int = 64, batched: bool = True,
-                 device: str | None = None, **extra) -> None:
+                 device: str = "auto", **extra) -> None:
         unknown = sorted(set(extra) - set(self.extra_params))
         if unknown:
             raise TypeError(f"{type(self).__name__} got unexpected parameters {unknown}")

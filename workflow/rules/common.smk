@@ -1,14 +1,20 @@
 import json
-import os
 from pathlib import Path
 
 from estimators.code_digest import code_digest
 from estimators.synthetic.metadataset import shard_paths, spec_digest
-from benchmarks.config import check as _check_config
+from benchmarks.config import check as _check_config, constructor_params
 from estimators.registry import estimator_class
 
-# Semantic checks (unknown estimator, family, corpus, model) before any job starts.
-_check_config(config)
+# Semantic checks (unknown estimator, family, corpus, model, misspelt parameter) at parse time,
+# reading classes and config only: no estimator is built here, since every job (a SLURM job
+# too) parses the workflow again. The main process builds them once, before any job starts
+# (onstart below), so that an out-of-range parameter fails before the corpora are built.
+_check_config(config, build_estimators=False)
+
+
+onstart:
+    _check_config(config)
 
 RESULTS = config.get("results", "results")
 CORPORA = config["corpora"]
@@ -16,9 +22,14 @@ ESTIMATORS = config["estimators"]
 MODELS = config.get("models", {}) or {}
 SHIPPED_DIR = Path(workflow.basedir) / "estimators" / "weights"
 
-# Torch estimators and trainers read the device from here.
+# Passed explicitly to the torch estimators (their `device` parameter, estimate.smk) and the
+# trainers (training.smk); nothing reads it from the environment.
 DEVICE = str(config.get("device", "auto"))
-os.environ["MIST_DEVICE"] = DEVICE
+
+
+def accepts_device(estimator_name):
+    """Whether the estimator's constructor takes `device` (read from its signature, not built)."""
+    return "device" in (constructor_params(estimator_class(estimator_name)) or ())
 
 
 def code(script, *modules):

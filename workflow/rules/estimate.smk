@@ -15,6 +15,10 @@ def _estimator_entry(wc):
     params = dict(entry.get("params") or {})
     if "model" in entry:
         params["weights"] = model_weights(entry["model"])
+    # The configured device, for the estimators that take one (an entry's own `device` wins).
+    # Being part of this param, switching it reruns those estimators, not KSG or the Gaussian.
+    if accepts_device(entry["estimator"]):
+        params.setdefault("device", DEVICE)
     return {"estimator": entry["estimator"], "params": params}
 
 
@@ -26,8 +30,6 @@ rule estimate:
     params:
         entry=_estimator_entry,
         code=lambda wc: code("estimate_shard.py", _estimator_class(wc).__module__),
-        # The configured device (read from MIST_DEVICE): switching it reruns the torch estimators.
-        device=lambda wc: DEVICE if _estimator_class(wc).uses_gpu else "",
     threads: lambda wc: ESTIMATORS[wc.estimator].get("threads", 1)
     resources:
         # A torch estimator asks for a GPU unless its entry says `gpu: 0`.

@@ -18,7 +18,7 @@ def _train_rule(model_name):
         params:
             train=spec.get("train", {}),
             code=code(f"train_{trainer}.py"),
-            device=DEVICE,  # read from MIST_DEVICE; a param so that switching it retrains
+            device=DEVICE,  # passed to the trainer; a param, so that switching it retrains
         threads: spec.get("threads", 2)
         # Start training first: every estimate of a trained model waits for it.
         priority: 10

@@ -1,4 +1,5 @@
-"""Snakemake script: train InfoNet with `params.train`, write `output.weights` (+ card) and `output.log_csv`."""
+"""Snakemake script: train InfoNet with `params.train` on `params.device`, write `output.weights` (+ card)
+and `output.log_csv`."""
 import torch
 
 from benchmarks.joblog import job_log
@@ -9,4 +10,4 @@ torch.set_num_threads(max(1, int(sm.threads)))
 from estimators.infonet.training import train  # noqa: E402
 
 with job_log(sm.log[0]):
-    train(dict(sm.params.train), sm.output.weights, sm.output.log_csv)
+    train(dict(sm.params.train), sm.output.weights, sm.output.log_csv, device=sm.params.device)
