@@ -614,7 +614,7 @@ def test_ablation_rows_are_reproducible(tmp_path):
     from benchmarks.ablation import run
 
     extra = {"model": {"width": 16, "heads": 2}, "batch_size": 8, "data": {"val_size": 16}, "workers": 1}
-    rows = [run("pair_stats", 6, extra, str(tmp_path / k)) for k in "ab"]
+    rows = [run("pair_stats", 6, tmp_path / k / "w.safetensors", tmp_path / k / "loss.csv", extra) for k in "ab"]
     assert rows[0]["val_mse"] == rows[1]["val_mse"] and np.isfinite(rows[0]["val_mse"])
 
 

@@ -26,7 +26,7 @@ import torch
 
 from estimators.base import Estimate, Estimator
 from estimators.device import resolve_device
-from estimators.standardise import standardise
+from estimators import standardise as _std
 
 # Steps of randomness drawn per dataset at a time. A constant, so that the
 # random stream of a dataset does not depend on the group it trains in.
@@ -51,7 +51,7 @@ def prepare(x: np.ndarray, y: np.ndarray, seed: int, train_fraction: float = 0.5
             standardise: bool = True) -> Prepared:
     gen = torch.Generator().manual_seed(int(seed))
     if standardise:  # before the split, as BMI does
-        x, y = standardise(x), standardise(y)
+        x, y = _std.standardise(x), _std.standardise(y)
     n = x.shape[0]
     n_tr = min(n - 1, max(1, int(n * train_fraction)))
     perm = torch.randperm(n, generator=gen)
