@@ -29,11 +29,10 @@ include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/ablation.smk"
 
 
+# A training-only config (no estimators, e.g. config/pretrain_mist.yaml) has the models as its job.
 rule all:
     input:
-        rules.tables.output,
-        rules.plots.output,
-        rules.config_used.output,
+        [rules.tables.output, rules.plots.output, rules.config_used.output] if ESTIMATORS else rules.models.input,
     default_target: True
 
 

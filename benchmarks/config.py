@@ -103,6 +103,12 @@ def check(config: dict[str, Any], build_estimators: bool = True) -> None:
         if "model" in entry and entry["model"] not in models:
             errors.append(f"{where}.model: unknown model {entry['model']!r}; defined: {', '.join(models) or 'none'}")
     for name, model in models.items():
+        init = model.get("init")
+        if init is not None and (init not in models or models[init].get("trainer") != model.get("trainer")):
+            errors.append(f"models.{name}.init: {init!r} is not a model of the same trainer in this config "
+                          f"(defined: {', '.join(models)})")
+        elif init is not None and ("init_weights" in (model.get("train") or {}) or "init" in (model.get("train") or {})):
+            errors.append(f"models.{name}: give the starting weights once, as `init` (a model), not also in train")
         try:  # the training parameters too, so that a typo fails before hours of other jobs
             if model.get("trainer") == "mist":
                 from estimators.mist.training import check_params
@@ -113,7 +119,7 @@ def check(config: dict[str, Any], build_estimators: bool = True) -> None:
         except (TypeError, ValueError) as err:
             errors.append(f"models.{name}.train: {err}")
     ref = config.get("evaluation", {}).get("reference_estimator", "ksg")
-    if ref not in config.get("estimators", {}):
+    if config.get("estimators") and ref not in config["estimators"]:
         errors.append(f"evaluation.reference_estimator: {ref!r} is not one of the configured estimators")
     from benchmarks.ablation import VARIANTS
 

@@ -562,38 +562,3 @@ def train(params: dict[str, Any] | None, out_weights, log_csv, device: str = "au
         final["calibration"] = calibrate(str(out_weights), size=int(p["calib_size"]))
     save_resume(complete=True)  # only now: a retry after a failed calibration resumes, not retrains
     return final
-
-
-def main(argv=None) -> None:
-    """CLI: train from a YAML config's `models.<model>.train` entry."""
-    import argparse
-
-    import yaml
-
-    ap = argparse.ArgumentParser(description="Train MIST / MIST_QR from a config file.")
-    ap.add_argument("--config", required=True)
-    ap.add_argument("--model", required=True, help="key under `models` (mist or mist_qr)")
-    ap.add_argument("--out", required=True, help="weights path (.safetensors); the card goes next to it")
-    ap.add_argument("--log", required=True, help="loss-curve CSV")
-    ap.add_argument("--device", default="auto", help="auto (CUDA when present) | cpu | cuda | cuda:N")
-    ap.add_argument("--shard-dir", help="with data.shards > 0: where the meta-dataset shards are, or are built "
-                                        "(default: metadataset/ next to --out, or beside its folder if that is "
-                                        "models/, as in the workflow)")
-    args = ap.parse_args(argv)
-    with open(args.config) as fh:
-        cfg = yaml.safe_load(fh)
-    try:
-        params = cfg["models"][args.model]["train"]
-    except KeyError:
-        raise SystemExit(f"{args.config} has no models.{args.model}.train entry") from None
-    spec, shards = data_spec(check_params(params)), None
-    if spec["shards"]:
-        out_dir = Path(args.out).parent  # the workflow's layout: results/models/ and results/metadataset/
-        default = out_dir.parent / "metadataset" if out_dir.name == "models" else out_dir / "metadataset"
-        shards = metadataset.build_missing(args.shard_dir or default, spec)
-    card = train(params, args.out, args.log, device=args.device, shards=shards)
-    print({"validation": card["validation"], "steps": card["training"]["final_step"]})
-
-
-if __name__ == "__main__":
-    main()

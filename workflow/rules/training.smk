@@ -2,6 +2,16 @@
 # Under use_shipped_weights the estimators read the packaged weights and these rules do not run.
 
 
+def _train_params(model_name):
+    """The trainer's parameters; a model with `init` starts from that model's weights (a later stage)."""
+    spec = MODELS[model_name]
+    train = dict(spec.get("train") or {})
+    if "init" in spec:  # the trainers' own key for a starting checkpoint
+        key = {"mist": "init_weights", "infonet": "init"}[spec["trainer"]]
+        train[key] = f"{RESULTS}/models/{spec['init']}.safetensors"
+    return train
+
+
 def _train_rule(model_name):
     spec = MODELS[model_name]
     trainer = spec["trainer"]
@@ -11,12 +21,13 @@ def _train_rule(model_name):
             f"train_{model_name}"
         input:
             shards=training_shards(model_name),
+            init=[f"{RESULTS}/models/{spec['init']}.safetensors"] if "init" in spec else [],
         output:
             weights=f"{RESULTS}/models/{model_name}.safetensors",
             card=f"{RESULTS}/models/{model_name}.json",
             log_csv=f"{RESULTS}/models/{model_name}_loss.csv",
         params:
-            train=spec.get("train", {}),
+            train=_train_params(model_name),
             code=code(f"train_{trainer}.py"),
             device=DEVICE,  # passed to the trainer; a param, so that switching it retrains
         threads: spec.get("threads", 2)
@@ -36,3 +47,10 @@ def _train_rule(model_name):
 
 for _m in MODELS:
     _train_rule(_m)
+
+
+# Every configured model (`snakemake --cores all --configfile config/pretrain_mist.yaml models`
+# rebuilds the shipped MIST and MIST_QR from scratch).
+rule models:
+    input:
+        [f"{RESULTS}/models/{m}.safetensors" for m in MODELS],
