@@ -43,6 +43,7 @@ from estimators.checkpoint import CheckpointError, load_checkpoint, read_card
 from estimators.device import resolve_device
 from estimators.infonet.model import InfoNet, estimate_dv
 from estimators.registry import register
+from estimators.standardise import standardise
 
 SHIPPED_WEIGHTS = Path(__file__).resolve().parent.parent / "weights" / "infonet.safetensors"
 
@@ -60,12 +61,6 @@ def load_model(weights: str | Path, device: torch.device | str = "cpu") -> tuple
 def to_grid(a: np.ndarray) -> np.ndarray:
     """Columns of a (n, k) -> 2 rank/(n+1) - 1 with average ranks for ties."""
     return 2.0 * rankdata(a, axis=0, method="average") / (a.shape[0] + 1.0) - 1.0
-
-
-def _standardize(a: np.ndarray) -> np.ndarray:
-    sd = a.std(axis=0)
-    sd[sd == 0] = 1.0
-    return (a - a.mean(axis=0)) / sd
 
 
 @register
@@ -123,8 +118,8 @@ class InfoNetEstimator(Estimator):
             ty = rng.standard_normal((dy, k))
             tx /= np.linalg.norm(tx, axis=0)
             ty /= np.linalg.norm(ty, axis=0)
-            px = _standardize(x) @ tx if dx > 1 else np.repeat(x, k, 1)
-            py = _standardize(y) @ ty if dy > 1 else np.repeat(y, k, 1)
+            px = standardise(x) @ tx if dx > 1 else np.repeat(x, k, 1)
+            py = standardise(y) @ ty if dy > 1 else np.repeat(y, k, 1)
         gx, gy = to_grid(px), to_grid(py)  # (n, k)
         out = np.empty((gx.shape[1], n, 2), dtype=np.float32)
         for j in range(gx.shape[1]):
