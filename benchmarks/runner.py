@@ -24,13 +24,9 @@ from estimators.atomic import atomic_path
 COLUMNS = ["corpus", "estimator", "method", "id", "split", "family", "n", "dx", "dy", "rep", "true_mi",
            "quantity", "mi", "lower", "upper", "quantiles", "seconds", "status", "error", "info"]
 
-# Estimators with a batched path (amortised networks, batched per-dataset
-# training) get their datasets in chunks of this many per call.
+# Estimators with a batch path (`Estimator.has_batch_path`: amortised networks, per-dataset
+# networks trained stacked) get their datasets in chunks of this many per call.
 BATCH = 64
-
-
-def has_batched_path(est: estimators.Estimator) -> bool:
-    return type(est)._estimate_batch is not estimators.Estimator._estimate_batch
 
 
 def _row(rec: dict[str, Any], est: "estimators.Estimate | None", error: str | None,
@@ -41,7 +37,7 @@ def _row(rec: dict[str, Any], est: "estimators.Estimate | None", error: str | No
     row = {k: rec.get(k) for k in ("id", "split", "family", "n", "dx", "dy", "rep", "true_mi")}
     row["quantity"] = (est.info if est is not None else {}).get("quantity", quantity)
     if est is not None and est.ok and not math.isfinite(est.mi):
-        error, est = f"non-finite estimate {est.mi}", est
+        error = f"non-finite estimate {est.mi}"
     if est is None or not est.ok or error:
         reason = error or (est.info.get("error") if est is not None else "unknown")
         row.update(mi=np.nan, lower=np.nan, upper=np.nan, quantiles="", status="failed", error=reason,
@@ -76,7 +72,7 @@ def run_shard(label: str, entry: dict[str, Any], shard_path: str | os.PathLike, 
                 rows.append(_single(est, rec, x, y, first_error=err))
         pending.clear()
 
-    batched = has_batched_path(est)
+    batched = est.has_batch_path
     desc = f"{label}@{corpus}:{os.path.basename(str(shard_path))}"
     valid = []
     for rec, x, y in tqdm(data, desc=desc, disable=not progress or batched, mininterval=5):

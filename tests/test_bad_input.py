@@ -3,8 +3,8 @@
 Each input must end in a clear `ValueError` (raised by our code, naming the problem),
 a finite `ok` estimate, or a failed `Estimate` with a reason. Anything else (another
 exception, a `ValueError` leaking out of a library, NaN/inf reported as ok, a hang) is a
-bug. The classifier and the fixed cases live in `devbench.bad_input_table`, which
-prints the same cases as a Markdown table.
+bug. The classifier and the fixed cases live in `estimators.testing` (public: `check_estimator`
+runs the fixed cases too); `python -m devbench.bad_input_table` prints them as a Markdown table.
 
 Budgets: hypothesis runs few examples (derandomised, no database) and per-dataset-trained
 estimators get a tiny training budget and fewer examples, so the file stays within about
@@ -23,7 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import estimators
-from devbench import bad_input_table as bit
+from estimators import testing as bit
 from estimators.validation import MAX_ABS, MIN_SPREAD
 
 NAMES = estimators.available()

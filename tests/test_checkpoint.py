@@ -19,7 +19,7 @@ import pytest
 import torch
 
 import estimators
-from devbench.bad_input_table import accepted_params
+from estimators.testing import accepted_params
 from estimators.checkpoint import CheckpointError, card_path, load_checkpoint, read_card, save_checkpoint
 from estimators.registry import _REGISTRY
 

@@ -1,142 +1,140 @@
 """One suite for every registered estimator: new ones are covered for free.
 
-Each estimator runs with its class's `test_params` (small budgets) so that the
-suite stays fast; the checks are about the interface, not accuracy.
+The checks are the public ones of `estimators.testing.check_estimator`, run here one test per
+(estimator, check). Each estimator runs with its class's `test_params` (small budgets) so that
+the suite stays fast; the checks are about the interface, not accuracy. The fixed bad-input
+cases (`bad_input_cases`) run in tests/test_bad_input.py, case by case.
 """
+import math
+
 import numpy as np
 import pytest
 
 import estimators
-from estimators.neural.training import NeuralEstimator
-from estimators.registry import _REGISTRY
+from estimators.base import Estimate, Estimator
+from estimators.testing import CHECKS, check_estimator
 
 NAMES = estimators.available()
+HERE = [c for c in CHECKS if c != "bad_input_cases"]  # those run in tests/test_bad_input.py
 
 
-def trained_per_dataset(name):
-    return issubclass(_REGISTRY[name], NeuralEstimator)
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("check", HERE)
+def test_conformance(name, check):
+    check_estimator(name, checks=[check])
 
 
-def make(name):
-    return estimators.get(name, **_REGISTRY[name].test_params)
+# -- check_estimator itself -------------------------------------------------------------
+class _Gauss(Estimator):
+    """MI of the Gaussian with the data's correlation matrix (ridge added to its diagonal)."""
+
+    name = "gauss_test_only"
+
+    def __init__(self, ridge: float = 0.0) -> None:
+        if not ridge >= 0:
+            raise ValueError(f"ridge must be >= 0, got {ridge}")
+        super().__init__(ridge=float(ridge))
+
+    def _estimate(self, x, y):
+        c = np.corrcoef(np.hstack([x, y]), rowvar=False) + self.params["ridge"] * np.eye(x.shape[1] + y.shape[1])
+        logdet = lambda a: np.linalg.slogdet(a)[1]  # noqa: E731
+        dx = x.shape[1]
+        return Estimate(mi=0.5 * (logdet(c[:dx, :dx]) + logdet(c[dx:, dx:]) - logdet(c)))
 
 
-@pytest.fixture(scope="module")
-def data():
+def test_check_estimator_passes_an_unregistered_class_and_an_instance():
+    assert set(check_estimator(_Gauss)) == set(CHECKS)
+    assert all(v is None for v in check_estimator(_Gauss(ridge=0.1)).values())
+
+
+def test_check_estimator_names_the_failed_checks():
+    class Sloppy(_Gauss):
+        name = "sloppy_test_only"
+
+        def __init__(self, **params):  # swallows typos, and stores what the signature does not name
+            super().__init__()
+            self.params.update(params)
+
+    with pytest.raises(AssertionError, match=r"2 of 2 conformance checks failed:\n"
+                                             r"  a_misspelt_parameter_is_an_error: .*no TypeError\n"
+                                             r"  params_from_signature: .*\['stpes'\]"):
+        check_estimator(Sloppy(stpes=3), checks=["a_misspelt_parameter_is_an_error", "params_from_signature"])
+    out = check_estimator(Sloppy, checks=["output_type", "a_misspelt_parameter_is_an_error"], on_fail=None)
+    assert out["output_type"] is None and "no TypeError" in out["a_misspelt_parameter_is_an_error"]
+    with pytest.raises(ValueError, match="unknown checks"):
+        check_estimator("ksg", checks=["nope"])
+
+
+def test_parameters_come_from_the_constructor_signature():
+    ksg = estimators.get("ksg", k=3.0)
+    assert list(ksg.get_params()) == ["k", "metric", "standardize", "clip", "n_bootstrap", "level", "seed"]
+    assert ksg.get_params()["k"] == 3 and ksg.params == ksg.get_params()  # as stored: normalised
+    assert repr(ksg).startswith("KSG(k=3, metric='euclidean'")
+    # `**kw` forwarded to the parent constructor: the parent's names follow the class's own.
+    mine = estimators.registry.estimator_class("mine")
+    assert mine._get_param_names()[:2] == ("alpha", "hidden") and "device" in mine._get_param_names()
+
+    class NoInit(Estimator):  # a class without a constructor of its own takes no parameters
+        name = "noinit_test_only"
+
+    assert NoInit().get_params() == {}
+    with pytest.raises(TypeError, match=r"takes no parameters .*\['k'\]"):
+        NoInit(k=3)
+
+
+class _Fails(Estimator):
+    """Raises, as a method may on valid input, for n = 13; a bug (KeyError) for n = 17."""
+
+    name = "fails_test_only"
+
+    def _estimate(self, x, y):
+        if len(x) == 13:
+            raise np.linalg.LinAlgError("singular matrix")
+        if len(x) == 17:
+            raise KeyError("a bug")
+        return Estimate(mi=0.1)
+
+
+def test_a_method_failure_is_a_failed_estimate_through_both_entry_points():
     rng = np.random.default_rng(0)
-    z = rng.multivariate_normal(np.zeros(4), np.eye(4) * 0.4 + 0.6, size=300)
-    return z[:, :2], z[:, 2:]
+    ok, failing, buggy = ((rng.standard_normal((n, 1)), rng.standard_normal((n, 1))) for n in (20, 13, 17))
+    est = _Fails()
+    single = est.estimate(*failing)
+    batch = est.estimate_batch([ok, failing])
+    for e in (single, batch[1]):
+        assert not e.ok and math.isnan(e.mi) and e.info["error"] == "LinAlgError: singular matrix"
+    assert batch[0].ok and batch[0].mi == 0.1
+    # Invalid input raises, through both; a bug (not a method failure) propagates, through both.
+    bad = (np.full((20, 1), np.nan), ok[1])
+    with pytest.raises(ValueError, match="NaN"):
+        est.estimate(*bad)
+    with pytest.raises(ValueError, match="dataset 1: x contains NaN"):
+        est.estimate_batch([ok, bad])
+    with pytest.raises(KeyError):
+        est.estimate(*buggy)
+    with pytest.raises(KeyError):
+        est.estimate_batch([ok, buggy])
 
 
-@pytest.mark.parametrize("name", NAMES)
-def test_output_type(name, data):
-    est = make(name).estimate(*data)
-    assert isinstance(est, estimators.Estimate)
-    assert isinstance(est.mi, float) and np.isfinite(est.mi) and est.ok
-    assert est.seconds >= 0 and isinstance(est.info, dict)
-    if est.lower is not None:
-        assert est.lower <= est.upper
+def test_the_batch_path_is_one_class_attribute():
+    cls = estimators.registry.estimator_class
+    assert not cls("ksg").has_batch_path and not cls("gaussian").has_batch_path
+    assert all(cls(n).has_batch_path for n in ("mist", "mist_qr", "infonet", "mine", "infonce", "minde_c"))
+    # amortised (a pretrained network) implies a batch path; per-dataset training has one too
+    assert all(cls(n).has_batch_path for n in NAMES if cls(n).amortised)
 
+    class Declared(_Fails):
+        name = "declared_test_only"
+        has_batch_path = True
 
-@pytest.mark.parametrize("name", NAMES)
-def test_one_dimensional_input(name, gaussian_pair):
-    x, y = gaussian_pair(200)
-    est = make(name).estimate(x[:, 0], y[:, 0])
-    assert np.isfinite(est.mi)
+    class Below(Declared):
+        name = "below_test_only"
 
+    class Overrides(_Fails):
+        name = "overrides_test_only"
 
-@pytest.mark.parametrize("name", NAMES)
-def test_row_permutation_invariance(name, data):
-    x, y = data
-    perm = np.random.default_rng(1).permutation(len(x))
-    a = make(name).estimate(x, y).mi
-    b = make(name).estimate(x[perm], y[perm]).mi
-    if trained_per_dataset(name):
-        # The held-out split and the minibatches follow the row order, as they follow the seed:
-        # a permutation may move the estimate by as much as another seed does, no more.
-        seeds = [estimators.get(name, **{**_REGISTRY[name].test_params, "seed": s}).estimate(x, y).mi
-                 for s in range(1, 5)]
-        assert abs(a - b) <= max(np.ptp(seeds + [a]), 0.01)
-    elif _REGISTRY[name].amortised:
-        assert a == pytest.approx(b, abs=1e-4)  # set functions: float reassociation only
-    else:
-        assert a == pytest.approx(b, abs=1e-9)
+        def _estimate_batch(self, datasets):
+            return super()._estimate_batch(datasets)
 
-
-@pytest.mark.parametrize("name", NAMES)
-@pytest.mark.parametrize("case", ["nan", "inf", "mismatched_n", "too_few_rows", "wrong_rank"])
-def test_bad_input_raises_clear_value_error(name, case, data):
-    x, y = data
-    x = x.copy()
-    expect = {"nan": "NaN", "inf": "NaN or inf", "mismatched_n": "same number of rows",
-              "too_few_rows": "too few rows", "wrong_rank": "rank 3"}[case]
-    if case == "nan":
-        x[5, 0] = np.nan
-    elif case == "inf":
-        x[5, 0] = -np.inf
-    elif case == "mismatched_n":
-        y = y[:-1]
-    elif case == "too_few_rows":
-        x, y = x[:1], y[:1]
-    elif case == "wrong_rank":
-        x = x[:, :, None]
-    with pytest.raises(ValueError, match=expect):
-        make(name).estimate(x, y)
-
-
-@pytest.mark.parametrize("name", NAMES)
-def test_batch_matches_single(name, data, gaussian_pair):
-    est = make(name)
-    sets = [data, gaussian_pair(150, seed=3)]
-    batch = est.estimate_batch(sets)
-    assert len(batch) == 2 and all(isinstance(b, estimators.Estimate) for b in batch)
-    if _REGISTRY[name].deterministic:
-        single = [make(name).estimate(*s).mi for s in sets]
-        # Per-dataset networks trained in a stack end as they would alone, up to float reassociation
-        # (padded reductions), which training carries along: 1.6e-4 nats here, 0.0018 at most over
-        # 64 datasets and 2,000 steps (benchmarks/neural_baselines_bench.py).
-        tol = 1e-4 if _REGISTRY[name].amortised else 2e-3 if trained_per_dataset(name) else 1e-9
-        assert [b.mi for b in batch] == pytest.approx(single, abs=tol)
-
-
-@pytest.mark.parametrize("name", NAMES)
-def test_constant_variable_gives_exactly_zero(name, data):
-    x, y = data
-    const = np.full_like(x, 3.5)
-    est = make(name)
-    single, both = est.estimate(const, y), est.estimate(x, np.zeros_like(y))
-    assert single.mi == 0.0 and single.ok and "constant" in single.info["exact"]
-    assert both.mi == 0.0 and "y is constant" in both.info["exact"]
-    # In a batch, the constant dataset is answered apart and the others still run.
-    batch = est.estimate_batch([(x, y), (const, y)])
-    assert batch[1].mi == 0.0 and np.isfinite(batch[0].mi) and "exact" not in batch[0].info
-
-
-@pytest.mark.parametrize("name", NAMES)
-def test_a_misspelt_parameter_is_an_error(name):
-    # Constructor arguments are the parameters: a typo in a config's params must not be ignored.
-    with pytest.raises(TypeError, match="stpes"):
-        estimators.get(name, stpes=5)
-
-
-@pytest.mark.parametrize("name", NAMES)
-def test_a_constant_column_changes_nothing(name, data):
-    # MI(X, c; Y) = MI(X; Y): the estimate must be the one without the column, through both entry points.
-    x, y = data
-    with_const = np.hstack([x, np.full((len(x), 1), 3.0)])
-    plain = make(name).estimate(x, y)
-    est = make(name).estimate(with_const, y)
-    assert est.mi == plain.mi and est.info["dropped_constant_columns"] == {"x": [2]}
-    assert make(name).estimate_batch([(with_const, y)])[0].mi == plain.mi
-
-
-@pytest.mark.parametrize("name", NAMES)
-def test_dependence_scores_above_independence(name, data):
-    # The weakest accuracy claim, which every new estimator gets for free at its defaults
-    # (per-estimator tests check analytic values): the dependent pair (MI 0.413 nats, n = 300)
-    # scores well above an independent pair of the same shape, which scores near 0 (MINDE-C's
-    # upward small-sample bias is ~0.1 nats there).
-    x, y = data
-    indep = np.random.default_rng(7).standard_normal((len(x), 4))
-    dep, ind = estimators.get(name).estimate(x, y).mi, estimators.get(name).estimate(indep[:, :2], indep[:, 2:]).mi
-    assert abs(ind) < 0.15 and dep - ind > 0.2, (dep, ind)
+    assert Declared.has_batch_path and Below.has_batch_path and Overrides.has_batch_path
+    assert not _Fails.has_batch_path
