@@ -15,39 +15,20 @@ from benchmarks.corpora import plan, sizes, _bmi_items
 from estimators.synthetic.families import get_family, split_families
 
 
-def constructor_params(cls: type[Estimator]) -> frozenset[str] | None:
-    """The keyword parameters `cls(...)` accepts, read from the constructor signatures along the
-    MRO without building anything; None when a constructor takes arbitrary keywords it does
-    not name. A `**kw` passed on to a parent constructor adds that parent's parameters; one that
-    ends at `Estimator.__init__` adds only the class's `extra_params` (CriticEstimator's rule)."""
-    names: set[str] = set()
-    for klass in cls.__mro__:
-        init = klass.__dict__.get("__init__")
-        if init is None:
-            continue
-        if klass is Estimator:
-            return frozenset(names | set(getattr(cls, "extra_params", ())))
-        params = list(inspect.signature(init).parameters.values())[1:]  # without self
-        names |= {q.name for q in params if q.kind in (q.POSITIONAL_OR_KEYWORD, q.KEYWORD_ONLY)}
-        if not any(q.kind is q.VAR_KEYWORD for q in params):
-            return frozenset(names)
-    return None
-
-
 def _param_error(name: str, params: dict[str, Any], build: bool) -> str | None:
     """Why `params` do not fit estimator `name`, or None. Misspelt names are found from the
     signature; with `build`, the estimator is also built (on the CPU, since the DAG may be parsed
     on a node without the jobs' GPUs; a trained model with the shipped weights), which catches
     out-of-range values too."""
     cls = estimator_class(name)
-    accepted = constructor_params(cls)
-    unknown = sorted(set(params) - accepted) if accepted is not None else []
+    accepted = cls.param_names()
+    unknown = sorted(set(params) - set(accepted))
     if unknown:
         return f"{cls.__name__} got unexpected parameters {unknown}"
     if not build:
         return None
     params = dict(params)
-    if accepted is not None and "device" in accepted:
+    if "device" in accepted:
         params["device"] = "cpu"
     try:
         estimators.get(name, **params)

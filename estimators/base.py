@@ -110,13 +110,15 @@ class Estimator:
         self.params = dict(params)
 
     @classmethod
-    def _get_param_names(cls) -> tuple[str, ...]:
-        """The constructor's parameter names, in signature order: those of `cls.__init__`, then,
-        while an `__init__` forwards `**kwargs`, those of the next `__init__` up the MRO
-        (`Estimator.__init__` itself adds none)."""
+    def param_names(cls) -> tuple[str, ...]:
+        """The constructor's parameter names, in signature order, read without building anything:
+        those of `cls.__init__`, then, while an `__init__` forwards `**kwargs`, those of the next
+        `__init__` up the MRO; `**kwargs` that reach `Estimator.__init__` add only the class's
+        `extra_params` (keywords a family of estimators accepts without naming them)."""
         names: list[str] = []
         for klass in cls.__mro__:
             if klass is Estimator or klass is object:
+                names += [n for n in getattr(cls, "extra_params", ()) if n not in names]
                 break
             if "__init__" not in vars(klass):
                 continue
@@ -139,7 +141,7 @@ class Estimator:
         e.g. `k` as an int), else the attribute of that name. `type(est)(**est.get_params())`
         builds an equal estimator."""
         out = {}
-        for name in self._get_param_names():
+        for name in self.param_names():
             if name in self.params:
                 out[name] = self.params[name]
             elif hasattr(self, name):

@@ -70,8 +70,8 @@ def _as_class(est: str | type[Estimator] | Estimator) -> type[Estimator]:
 
 
 def accepted_params(cls: str | type[Estimator] | Estimator) -> set[str]:
-    """The parameter names the constructor takes (its signature; `Estimator._get_param_names`)."""
-    return set(_as_class(cls)._get_param_names())
+    """The parameter names the constructor takes (its signature; `Estimator.param_names`)."""
+    return set(_as_class(cls).param_names())
 
 
 def is_trained(est: str | type[Estimator] | Estimator) -> bool:
@@ -317,7 +317,7 @@ def check_params_from_signature(s: Subject) -> None:
     """The constructor's signature names the parameters; each is stored, read back by `get_params`
     in that order, shown by repr, and rebuilding from them gives the same parameters."""
     est = s.instance if s.instance is not None else s.make()
-    names = s.cls._get_param_names()
+    names = s.cls.param_names()
     stored = set(est.params)
     assert stored <= set(names), (f"{s.label} stores parameters its constructor does not take: "
                                   f"{sorted(stored - set(names))} (signature: {list(names)})")

@@ -72,7 +72,7 @@ def test_parameters_come_from_the_constructor_signature():
     assert repr(ksg).startswith("KSG(k=3, metric='euclidean'")
     # `**kw` forwarded to the parent constructor: the parent's names follow the class's own.
     mine = estimators.registry.estimator_class("mine")
-    assert mine._get_param_names()[:2] == ("alpha", "hidden") and "device" in mine._get_param_names()
+    assert mine.param_names()[:2] == ("alpha", "hidden") and "device" in mine.param_names()
 
     class NoInit(Estimator):  # a class without a constructor of its own takes no parameters
         name = "noinit_test_only"

@@ -3,7 +3,7 @@ from pathlib import Path
 
 from estimators.code_digest import code_digest
 from estimators.synthetic.metadataset import shard_paths, spec_digest
-from benchmarks.config import check as _check_config, constructor_params
+from benchmarks.config import check as _check_config
 from estimators.registry import estimator_class
 
 # Semantic checks (unknown estimator, family, corpus, model, misspelt parameter) at parse time,
@@ -29,7 +29,7 @@ DEVICE = str(config.get("device", "auto"))
 
 def accepts_device(estimator_name):
     """Whether the estimator's constructor takes `device` (read from its signature, not built)."""
-    return "device" in (constructor_params(estimator_class(estimator_name)) or ())
+    return "device" in estimator_class(estimator_name).param_names()
 
 
 def code(script, *modules):
