@@ -8,6 +8,7 @@ Each variant trains with the same step budget and seed and writes one row
 curve go to `work/<variant>/` beside the CSV. The workflow's `ablations` target runs the
 configured variants as jobs.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -19,8 +20,16 @@ from pathlib import Path
 
 # The base: the shipped design without its pair and radial side inputs (`pair_stats` is a variant
 # here, which is how it was chosen); each variant changes one thing.
-BASE = {"features": {"normalisation": "copula", "k_pairs": 8, "side_input": True, "max_rows": 128,
-                     "shrink": 0.1, "extra_shrinks": [0.02, 0.5]}}
+BASE = {
+    "features": {
+        "normalisation": "copula",
+        "k_pairs": 8,
+        "side_input": True,
+        "max_rows": 128,
+        "shrink": 0.1,
+        "extra_shrinks": [0.02, 0.5],
+    }
+}
 VARIANTS = {
     "base": {},
     "no_copula": {"features": {"normalisation": "standard"}},
@@ -34,8 +43,9 @@ VARIANTS = {
     # Against `pair_radial_stats`: adds statistics of the raw (not rank-transformed) values.
     "pair_radial_raw_stats": {"features": {"pair_stats": True, "radial_stats": True, "raw_stats": True}},
     # The shipped design: the raw statistics only where the ranks are coarse (n <= 100).
-    "pair_radial_raw_small_n": {"features": {"pair_stats": True, "radial_stats": True, "raw_stats": True,
-                                             "raw_max_n": 100}},
+    "pair_radial_raw_small_n": {
+        "features": {"pair_stats": True, "radial_stats": True, "raw_stats": True, "raw_max_n": 100}
+    },
     "shrink_1": {"features": {"shrink": 1.0, "extra_shrinks": []}},
     "all_rows": {"features": {"max_rows": None}},
     "k_pairs_4": {"features": {"k_pairs": 4}},
@@ -57,23 +67,43 @@ def run(variant: str, steps: int, weights: str | Path, log_csv: str | Path, extr
         params[k] = {**params[k], **v} if isinstance(v, dict) and k in params else v
     # No replays and the schedule on steps: the validation numbers are then the same from run to
     # run (with replays they moved by up to 20% with the machine's load; `minutes` still does).
-    params.update({"max_steps": steps, "max_minutes": 1e6, "val_every": max(50, steps // 4),
-                   "data": {"val_size": 400}, "resume": False, "replay_pool": 0, "schedule_by": "steps",
-                   **(extra or {})})
+    params.update(
+        {
+            "max_steps": steps,
+            "max_minutes": 1e6,
+            "val_every": max(50, steps // 4),
+            "data": {"val_size": 400},
+            "resume": False,
+            "replay_pool": 0,
+            "schedule_by": "steps",
+            **(extra or {}),
+        }
+    )
     Path(weights).parent.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     card = train(params, weights, log_csv)
     v = card["validation"]
-    row = {"variant": variant, "features": json.dumps(card["features"], sort_keys=True), "steps": steps,
-           "datasets": card["training"]["datasets_seen"], "fresh_datasets": card["training"].get("fresh_datasets"),
-           "minutes": round((time.perf_counter() - t0) / 60, 2), "best_step": v.get("step"),
-           "val_mse": v["mse"], "val_mse_[10,100]": v["mse_[10,100]"], "val_mse_(100,300]": v["mse_(100,300]"],
-           "val_mse_(300,500]": v["mse_(300,500]"], "change": json.dumps(VARIANTS[variant], sort_keys=True)}
+    row = {
+        "variant": variant,
+        "features": json.dumps(card["features"], sort_keys=True),
+        "steps": steps,
+        "datasets": card["training"]["datasets_seen"],
+        "fresh_datasets": card["training"].get("fresh_datasets"),
+        "minutes": round((time.perf_counter() - t0) / 60, 2),
+        "best_step": v.get("step"),
+        "val_mse": v["mse"],
+        "val_mse_[10,100]": v["mse_[10,100]"],
+        "val_mse_(100,300]": v["mse_(100,300]"],
+        "val_mse_(300,500]": v["mse_(300,500]"],
+        "change": json.dumps(VARIANTS[variant], sort_keys=True),
+    }
     return row
 
 
-CAPTION = ("MIST ablations: validation MSE (IMD validation split) of each one-change variant at the same "
-           "step budget; ratio_to_base > 1 means the change hurts.")
+CAPTION = (
+    "MIST ablations: validation MSE (IMD validation split) of each one-change variant at the same "
+    "step budget; ratio_to_base > 1 means the change hurts."
+)
 
 
 def ablation_frame(rows: list[dict]):
@@ -81,8 +111,17 @@ def ablation_frame(rows: list[dict]):
     import pandas as pd
 
     df = pd.DataFrame(rows)
-    cols = ["variant", "change", "steps", "datasets", "minutes", "val_mse", "val_mse_[10,100]",
-            "val_mse_(100,300]", "val_mse_(300,500]"]
+    cols = [
+        "variant",
+        "change",
+        "steps",
+        "datasets",
+        "minutes",
+        "val_mse",
+        "val_mse_[10,100]",
+        "val_mse_(100,300]",
+        "val_mse_(300,500]",
+    ]
     df = df[cols]
     if "base" in set(df["variant"]):
         df["ratio_to_base"] = df["val_mse"] / float(df.loc[df["variant"] == "base", "val_mse"].iloc[0])

@@ -3,15 +3,14 @@
 The JSON schema checks types; this checks meaning: that every estimator,
 family, split, corpus and model named exists. Each error names its key.
 """
+
 from __future__ import annotations
 
-import inspect
 from typing import Any
 
 import estimators
-from estimators.base import Estimator
+from benchmarks.corpora import _bmi_items, plan, sizes
 from estimators.registry import estimator_class
-from benchmarks.corpora import plan, sizes, _bmi_items
 from estimators.synthetic.families import get_family, split_families
 
 
@@ -53,7 +52,7 @@ def check(config: dict[str, Any], build_estimators: bool = True) -> None:
             else:
                 if not spec.get("blocks"):
                     raise ValueError("a families corpus needs 'blocks'")
-                for i, block in enumerate(spec["blocks"]):
+                for block in spec["blocks"]:
                     sizes(block["n"])
                     fams = block.get("families", block["split"])
                     if isinstance(fams, str):
@@ -71,8 +70,7 @@ def check(config: dict[str, Any], build_estimators: bool = True) -> None:
     for label, entry in config.get("estimators", {}).items():
         where = f"estimators.{label}"
         if entry["estimator"] not in names:
-            errors.append(f"{where}.estimator: unknown estimator {entry['estimator']!r}; "
-                          f"available: {', '.join(names)}")
+            errors.append(f"{where}.estimator: unknown estimator {entry['estimator']!r}; available: {', '.join(names)}")
         else:
             # A misspelt (and, when built, an out-of-range) parameter fails before any corpus is built.
             err = _param_error(entry["estimator"], dict(entry.get("params") or {}), build_estimators)
@@ -86,16 +84,22 @@ def check(config: dict[str, Any], build_estimators: bool = True) -> None:
     for name, model in models.items():
         init = model.get("init")
         if init is not None and (init not in models or models[init].get("trainer") != model.get("trainer")):
-            errors.append(f"models.{name}.init: {init!r} is not a model of the same trainer in this config "
-                          f"(defined: {', '.join(models)})")
-        elif init is not None and ("init_weights" in (model.get("train") or {}) or "init" in (model.get("train") or {})):
+            errors.append(
+                f"models.{name}.init: {init!r} is not a model of the same trainer in this config "
+                f"(defined: {', '.join(models)})"
+            )
+        elif init is not None and (
+            "init_weights" in (model.get("train") or {}) or "init" in (model.get("train") or {})
+        ):
             errors.append(f"models.{name}: give the starting weights once, as `init` (a model), not also in train")
         try:  # the training parameters too, so that a typo fails before hours of other jobs
             if model.get("trainer") == "mist":
                 from estimators.mist.training import check_params
+
                 check_params(model.get("train"))
             elif model.get("trainer") == "infonet":
                 from estimators.infonet.training import resolve_params
+
                 resolve_params(model.get("train"))
         except (TypeError, ValueError) as err:
             errors.append(f"models.{name}.train: {err}")

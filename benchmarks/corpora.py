@@ -15,16 +15,18 @@ Every dataset's seed is derived from the corpus seed and the dataset's own key,
 so a dataset does not change when other blocks are added. The `bmi` corpus
 takes BMI's `BENCHMARK_TASKS` as they are, sampled by BMI.
 """
+
 from __future__ import annotations
 
 import zlib
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from estimators.synthetic.families import dim_range, get_family, min_dim_of, split_families
 from benchmarks.shards import write_shard
+from estimators.synthetic.families import dim_range, get_family, min_dim_of, split_families
 from estimators.validation import is_integer
 
 
@@ -42,8 +44,9 @@ def sizes(spec: Any) -> list[int]:
     elif isinstance(spec, (list, tuple)) and spec and all(map(is_integer, spec)):
         out = [int(v) for v in spec]
     else:
-        raise ValueError(f"sample sizes must be a non-empty list of integers or {{linspace: [lo, hi, num]}}, "
-                         f"got {spec!r}")
+        raise ValueError(
+            f"sample sizes must be a non-empty list of integers or {{linspace: [lo, hi, num]}}, got {spec!r}"
+        )
     if min(out) < 2:  # every estimator refuses fewer rows
         raise ValueError(f"sample sizes must be >= 2, got {out}")
     if len(set(out)) < len(out):  # the same n twice is the same data twice (linspace rounds to integers)
@@ -64,8 +67,7 @@ def _dims(block: dict[str, Any], family: str, seed: int) -> list[tuple[int, int]
     d starts at its `min_dim` (2 for the 2pair families), grid and fixed dims below it are left out."""
     dims = block.get("dims", {"random": [2, 32]})
     if not isinstance(dims, dict) or len(dims) != 1 or next(iter(dims)) not in ("random", "grid", "fixed"):
-        raise ValueError(f"block {block['split']!r}: dims must be exactly one of random, grid or fixed, "
-                         f"got {dims!r}")
+        raise ValueError(f"block {block['split']!r}: dims must be exactly one of random, grid or fixed, got {dims!r}")
     fam = get_family(family)
     if "random" in dims:
         lo, hi = dim_range(fam, *dims["random"])
@@ -96,12 +98,24 @@ def plan(spec: dict[str, Any]) -> list[dict[str, Any]]:
                     for rep in range(int(block.get("per_cell", 1))):
                         key = f"{split}|{family}|{dx}x{dy}|n{n}|r{rep}"
                         if key in keys:  # same key, same seed: the same data scored twice
-                            raise ValueError(f"blocks repeat dataset {key!r}: give each block that shares "
-                                             f"families and sizes its own split name")
+                            raise ValueError(
+                                f"blocks repeat dataset {key!r}: give each block that shares "
+                                f"families and sizes its own split name"
+                            )
                         keys.add(key)
-                        out.append({"id": f"{len(out):06d}", "key": key, "split": split, "family": family,
-                                    "n": n, "dx": dx, "dy": dy, "rep": rep,
-                                    "seed": int(_seed(seed, key).generate_state(1)[0])})
+                        out.append(
+                            {
+                                "id": f"{len(out):06d}",
+                                "key": key,
+                                "split": split,
+                                "family": family,
+                                "n": n,
+                                "dx": dx,
+                                "dy": dy,
+                                "rep": rep,
+                                "seed": int(_seed(seed, key).generate_state(1)[0]),
+                            }
+                        )
         if len(out) == before:  # e.g. dims all below the families' minimum: a silent hole in the tables
             raise ValueError(f"block {split!r} has no datasets: check its families, dims, n and per_cell")
     return out
@@ -125,8 +139,7 @@ def _bmi_items(spec: dict[str, Any]) -> list[dict[str, Any]]:
 
     tasks = spec["tasks"] if "tasks" in spec else sorted(BENCHMARK_TASKS)  # leave it out for all 40
     if not tasks or len(set(tasks)) < len(tasks):  # a task twice is the same data scored twice
-        raise ValueError(f"BMI corpus tasks must be distinct and not empty (leave the key out for all), "
-                         f"got {tasks!r}")
+        raise ValueError(f"BMI corpus tasks must be distinct and not empty (leave the key out for all), got {tasks!r}")
     unknown = [t for t in tasks if t not in BENCHMARK_TASKS]
     if unknown:
         raise ValueError(f"unknown BMI task(s) {unknown}; known: {', '.join(sorted(BENCHMARK_TASKS))}")
@@ -135,8 +148,17 @@ def _bmi_items(spec: dict[str, Any]) -> list[dict[str, Any]]:
         for n in sizes(spec["n"]):
             for rep in range(int(spec.get("per_cell", 1))):
                 key = f"bmi|{task_id}|n{n}|r{rep}"
-                out.append({"id": f"{len(out):06d}", "key": key, "split": "bmi", "family": task_id, "n": n,
-                            "rep": rep, "seed": int(_seed(spec["seed"], key).generate_state(1)[0]) % (2 ** 31)})
+                out.append(
+                    {
+                        "id": f"{len(out):06d}",
+                        "key": key,
+                        "split": "bmi",
+                        "family": task_id,
+                        "n": n,
+                        "rep": rep,
+                        "seed": int(_seed(spec["seed"], key).generate_state(1)[0]) % (2**31),
+                    }
+                )
     return out
 
 
@@ -146,8 +168,14 @@ def _bmi_materialise(desc: dict[str, Any]):
     task = BENCHMARK_TASKS[desc["family"]]
     x, y = task.sample(desc["n"], seed=desc["seed"])
     x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
-    rec = {**desc, "dx": task.dim_x, "dy": task.dim_y, "true_mi": float(task.mutual_information),
-           "params": task.params if len(str(task.params)) < 2000 else {}, "quantity": "mi"}
+    rec = {
+        **desc,
+        "dx": task.dim_x,
+        "dy": task.dim_y,
+        "true_mi": float(task.mutual_information),
+        "params": task.params if len(str(task.params)) < 2000 else {},
+        "quantity": "mi",
+    }
     return rec, x, y
 
 

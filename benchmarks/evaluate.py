@@ -3,6 +3,7 @@
 `collect` refuses incomplete input: a missing shard file, or a shard with fewer
 rows than its corpus holds, is an error naming what is missing.
 """
+
 from __future__ import annotations
 
 import os
@@ -13,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from benchmarks import metrics, plots, tables
-from benchmarks.corpora import assign_shards, plan, _bmi_items
+from benchmarks.corpora import _bmi_items, assign_shards, plan
 from estimators.atomic import atomic_path
 
 
@@ -34,8 +35,10 @@ def collect(files: dict[tuple[str, str, int], str | os.PathLike], corpora: dict[
         want = set(ids_cache[corpus][shard])
         got = set(df["id"])
         if want != got:
-            problems.append(f"{path}: {len(want - got)} dataset(s) missing, {len(got - want)} unexpected "
-                            f"(estimator {label!r}, corpus {corpus!r}, shard {shard})")
+            problems.append(
+                f"{path}: {len(want - got)} dataset(s) missing, {len(got - want)} unexpected "
+                f"(estimator {label!r}, corpus {corpus!r}, shard {shard})"
+            )
         frames.append(df)
     if problems:
         raise ValueError("incomplete estimates:\n  " + "\n  ".join(problems))
@@ -46,20 +49,20 @@ def collect(files: dict[tuple[str, str, int], str | os.PathLike], corpora: dict[
 
 TABLES = {
     "mse_by_nbin": "MSE (nats²) by estimator, split and sample-size bin, over the datasets each estimator "
-                   "estimated (failure shares: failures_by_nbin).",
+    "estimated (failure shares: failures_by_nbin).",
     "mse_by_nbin_ci": "MSE by sample-size bin with a bootstrap confidence interval over datasets, and the "
-                      "failed estimates where there are any.",
+    "failed estimates where there are any.",
     "failures_by_nbin": "Share of datasets whose estimate failed, by sample-size bin.",
     "summary_by_nbin": "All metrics by corpus, split, estimator and n-bin.",
     "summary_by_dbin": "All metrics by dimension bin (d = max(dx, dy)).",
     "summary_by_family": "All metrics per family.",
     "accuracy": "Accuracy per corpus and split (failed estimates are counted, not dropped; relative error is "
-                "|error| / max(MI, 0.1 nats)).",
+    "|error| / max(MI, 0.1 nats)).",
     "coverage": "Empirical coverage and mean width of each estimator's intervals, over the datasets that "
-                "have one (column intervals), at the nominal level the estimator reports (column level).",
+    "have one (column intervals), at the nominal level the estimator reports (column level).",
     "calibration": "Calibration: empirical P(truth <= quantile) against the nominal level.",
     "timing": "Seconds per estimated dataset (training included for per-dataset methods; failures only in "
-              "the total) and speed-up against the reference estimator's median time.",
+    "the total) and speed-up against the reference estimator's median time.",
 }
 PLOTS = ("mse_vs_n", "estimate_vs_truth", "time_vs_n", "calibration", "family_heatmap")
 
@@ -79,10 +82,25 @@ def write_tables(df: pd.DataFrame, out: str | os.PathLike, cfg: dict[str, Any]) 
         "summary_by_nbin": by_nbin,
         "summary_by_dbin": metrics.summarise(df, ["corpus", "split", "estimator", "d_bin"], reps, level),
         "summary_by_family": metrics.summarise(df, ["corpus", "split", "family", "estimator"], 0, level),
-        "accuracy": overall[["corpus", "split", "estimator", "datasets", "failure_rate", "mse", "mse_lo",
-                             "mse_hi", "bias", "variance", "mae", "mean_rel_error"]],
-        "coverage": overall[overall["coverage"].notna()][["corpus", "split", "estimator", "intervals", "level",
-                                                          "coverage", "width"]],
+        "accuracy": overall[
+            [
+                "corpus",
+                "split",
+                "estimator",
+                "datasets",
+                "failure_rate",
+                "mse",
+                "mse_lo",
+                "mse_hi",
+                "bias",
+                "variance",
+                "mae",
+                "mean_rel_error",
+            ]
+        ],
+        "coverage": overall[overall["coverage"].notna()][
+            ["corpus", "split", "estimator", "intervals", "level", "coverage", "width"]
+        ],
         "calibration": calibration_table(df),
         "timing": _timing(df, ref),
     }
@@ -104,11 +122,20 @@ def write_plots(df: pd.DataFrame, out: str | os.PathLike) -> list[str]:
     out = Path(out)
     df = metrics.annotate(df)
     by_family = metrics.summarise(df, ["corpus", "split", "family", "estimator"], 0)
-    args = {"mse_vs_n": df, "estimate_vs_truth": df, "time_vs_n": df, "calibration": calibration_table(df),
-            "family_heatmap": by_family}
-    fns = {"mse_vs_n": plots.mse_vs_n, "estimate_vs_truth": plots.estimate_vs_truth,
-           "time_vs_n": plots.time_vs_n, "calibration": plots.calibration_curves,
-           "family_heatmap": plots.family_heatmap}
+    args = {
+        "mse_vs_n": df,
+        "estimate_vs_truth": df,
+        "time_vs_n": df,
+        "calibration": calibration_table(df),
+        "family_heatmap": by_family,
+    }
+    fns = {
+        "mse_vs_n": plots.mse_vs_n,
+        "estimate_vs_truth": plots.estimate_vs_truth,
+        "time_vs_n": plots.time_vs_n,
+        "calibration": plots.calibration_curves,
+        "family_heatmap": plots.family_heatmap,
+    }
     written = []
     for name in PLOTS:
         fns[name](args[name], out / name)
@@ -126,12 +153,21 @@ def _timing(df: pd.DataFrame, ref: str) -> pd.DataFrame:
     """Per-dataset times over the estimated datasets (a refusal, e.g. Gaussian at n <= dx + dy, returns
     at once and would pass for speed); the total is everything the estimator spent."""
     timed = df["seconds"].where(df["ok"])
-    t = df.assign(timed=timed).groupby(["corpus", "estimator"], as_index=False).agg(
-        datasets=("seconds", "size"), estimated=("timed", "count"), median_seconds=("timed", "median"),
-        mean_seconds=("timed", "mean"), total_seconds=("seconds", "sum"))
+    t = (
+        df.assign(timed=timed)
+        .groupby(["corpus", "estimator"], as_index=False)
+        .agg(
+            datasets=("seconds", "size"),
+            estimated=("timed", "count"),
+            median_seconds=("timed", "median"),
+            mean_seconds=("timed", "mean"),
+            total_seconds=("seconds", "sum"),
+        )
+    )
     ref_t = t[t["estimator"] == ref].set_index("corpus")["median_seconds"]
-    t["speedup_vs_" + ref] = [ref_t.get(c, np.nan) / m if m > 0 else np.nan
-                              for c, m in zip(t["corpus"], t["median_seconds"])]
+    t["speedup_vs_" + ref] = [
+        ref_t.get(c, np.nan) / m if m > 0 else np.nan for c, m in zip(t["corpus"], t["median_seconds"])
+    ]
     return t
 
 

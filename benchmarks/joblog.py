@@ -1,11 +1,12 @@
 """The log file of one workflow job."""
+
 from __future__ import annotations
 
 import contextlib
-import sys
 import traceback
+from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Iterator
+from typing import IO
 
 
 @contextlib.contextmanager

@@ -4,6 +4,7 @@ Input: the concatenated per-shard CSVs written by `benchmarks.runner`. Failed
 estimates stay in the table: they count in `failure_rate` and are excluded from
 the error statistics, which are computed over successful estimates only.
 """
+
 from __future__ import annotations
 
 import json
@@ -69,20 +70,25 @@ def _bootstrap_ci(sq: np.ndarray, reps: int, level: float, seed: int) -> tuple[f
     return float(lo), float(hi)
 
 
-def summarise(df: pd.DataFrame, by: list[str], ci_reps: int = 1000, ci_level: float = 0.95,
-              seed: int = 0) -> pd.DataFrame:
+def summarise(
+    df: pd.DataFrame, by: list[str], ci_reps: int = 1000, ci_level: float = 0.95, seed: int = 0
+) -> pd.DataFrame:
     """One row per group: counts, failure rate, MSE (+ bootstrap CI), bias, variance, MAE, ..."""
     rows = []
     for key, g in df.groupby(by, sort=True, dropna=False):
         ok = g[g["ok"]]
         err = ok["err"].to_numpy()
-        sq = err ** 2
+        sq = err**2
         lo, hi = _bootstrap_ci(sq, ci_reps, ci_level, seed)
         rel = np.abs(err) / np.maximum(ok["true_mi"].to_numpy(), REL_ERROR_FLOOR) if len(ok) else np.array([])
         row = dict(zip(by, key if isinstance(key, tuple) else (key,)))
         row.update(
-            datasets=len(g), failed=int((~g["ok"]).sum()), failure_rate=float((~g["ok"]).mean()),
-            mse=float(sq.mean()) if len(ok) else np.nan, mse_lo=lo, mse_hi=hi,
+            datasets=len(g),
+            failed=int((~g["ok"]).sum()),
+            failure_rate=float((~g["ok"]).mean()),
+            mse=float(sq.mean()) if len(ok) else np.nan,
+            mse_lo=lo,
+            mse_hi=hi,
             median_se=float(np.median(sq)) if len(ok) else np.nan,
             bias=float(err.mean()) if len(ok) else np.nan,
             variance=float(err.var()) if len(ok) else np.nan,

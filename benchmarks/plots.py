@@ -1,5 +1,6 @@
 """Seaborn figures of the evaluation; each writes a PNG (for the report) and a PDF (vector, for
 papers) atomically, both without timestamps so that a rerun writes the same bytes."""
+
 from __future__ import annotations
 
 import os
@@ -13,7 +14,6 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 from estimators.atomic import atomic_path  # noqa: E402
-
 
 FORMATS = {"png": {"Software": None}, "pdf": {"CreationDate": None}}  # format -> metadata to drop
 
@@ -31,8 +31,19 @@ def mse_vs_n(df: pd.DataFrame, stem: str | os.PathLike) -> None:
     ok = df[df["ok"]].assign(se=lambda d: d["err"] ** 2)
     agg = ok.groupby(["corpus", "split", "estimator", "n"], as_index=False)["se"].mean()
     agg["panel"] = agg["corpus"] + " / " + agg["split"]
-    g = sns.relplot(data=agg, x="n", y="se", hue="estimator", col="panel", col_wrap=min(4, agg["panel"].nunique()),
-                    kind="line", marker="o", height=3, aspect=1.2, facet_kws={"sharey": False})
+    g = sns.relplot(
+        data=agg,
+        x="n",
+        y="se",
+        hue="estimator",
+        col="panel",
+        col_wrap=min(4, agg["panel"].nunique()),
+        kind="line",
+        marker="o",
+        height=3,
+        aspect=1.2,
+        facet_kws={"sharey": False},
+    )
     g.set(yscale="log", ylabel="MSE (nats²)")
     g.set_titles("{col_name}")
     _save(g.figure, stem)
@@ -41,9 +52,19 @@ def mse_vs_n(df: pd.DataFrame, stem: str | os.PathLike) -> None:
 def estimate_vs_truth(df: pd.DataFrame, stem: str | os.PathLike) -> None:
     ok = df[df["ok"]].copy()
     ok["panel"] = ok["corpus"] + " / " + ok["split"]
-    g = sns.relplot(data=ok, x="true_mi", y="mi", hue="estimator", col="panel",
-                    col_wrap=min(4, ok["panel"].nunique()), s=8, alpha=0.5, height=3, aspect=1.1,
-                    facet_kws={"sharex": False, "sharey": False})
+    g = sns.relplot(
+        data=ok,
+        x="true_mi",
+        y="mi",
+        hue="estimator",
+        col="panel",
+        col_wrap=min(4, ok["panel"].nunique()),
+        s=8,
+        alpha=0.5,
+        height=3,
+        aspect=1.1,
+        facet_kws={"sharex": False, "sharey": False},
+    )
     for ax in g.axes.flat:
         lo, hi = ax.get_xlim()
         ax.plot([0, hi], [0, hi], "k--", lw=0.8)
@@ -85,6 +106,12 @@ def family_errors(summary: pd.DataFrame) -> pd.DataFrame:
 def family_heatmap(summary: pd.DataFrame, stem: str | os.PathLike) -> None:
     piv = family_errors(summary)
     fig, ax = plt.subplots(figsize=(1.2 + 0.9 * max(1, piv.shape[1]), 0.5 + 0.35 * max(1, piv.shape[0])))
-    sns.heatmap(piv.clip(upper=2.0), annot=piv.round(2), fmt="", cmap="rocket_r", ax=ax,
-                cbar_kws={"label": "mean relative error (clipped at 2)"})
+    sns.heatmap(
+        piv.clip(upper=2.0),
+        annot=piv.round(2),
+        fmt="",
+        cmap="rocket_r",
+        ax=ax,
+        cbar_kws={"label": "mean relative error (clipped at 2)"},
+    )
     _save(fig, stem)

@@ -4,6 +4,7 @@ Every dataset yields a row, failed or not: invalid input, a raised error or a
 non-finite value becomes `status="failed"` with the reason, so that the metrics
 count failures instead of silently dropping them.
 """
+
 from __future__ import annotations
 
 import json
@@ -21,16 +22,37 @@ import estimators
 from benchmarks.shards import iter_shard
 from estimators.atomic import atomic_path
 
-COLUMNS = ["corpus", "estimator", "method", "id", "split", "family", "n", "dx", "dy", "rep", "true_mi",
-           "quantity", "mi", "lower", "upper", "quantiles", "seconds", "status", "error", "info"]
+COLUMNS = [
+    "corpus",
+    "estimator",
+    "method",
+    "id",
+    "split",
+    "family",
+    "n",
+    "dx",
+    "dy",
+    "rep",
+    "true_mi",
+    "quantity",
+    "mi",
+    "lower",
+    "upper",
+    "quantiles",
+    "seconds",
+    "status",
+    "error",
+    "info",
+]
 
 # Estimators with a batch path (`Estimator.has_batch_path`: amortised networks, per-dataset
 # networks trained stacked) get their datasets in chunks of this many per call.
 BATCH = 64
 
 
-def _row(rec: dict[str, Any], est: "estimators.Estimate | None", error: str | None,
-         quantity: str = "mi") -> dict[str, Any]:
+def _row(
+    rec: dict[str, Any], est: estimators.Estimate | None, error: str | None, quantity: str = "mi"
+) -> dict[str, Any]:
     """One CSV row. `quantity` is what the estimator measures on this dataset's dimensions
     (InfoNet: sliced MI beyond 1-D), recorded for failures too, so that a failure is counted
     against the estimator variant that failed."""
@@ -40,20 +62,39 @@ def _row(rec: dict[str, Any], est: "estimators.Estimate | None", error: str | No
         error = f"non-finite estimate {est.mi}"
     if est is None or not est.ok or error:
         reason = error or (est.info.get("error") if est is not None else "unknown")
-        row.update(mi=np.nan, lower=np.nan, upper=np.nan, quantiles="", status="failed", error=reason,
-                   seconds=est.seconds if est is not None else np.nan,
-                   info=json.dumps(est.info if est is not None else {}, default=str))
+        row.update(
+            mi=np.nan,
+            lower=np.nan,
+            upper=np.nan,
+            quantiles="",
+            status="failed",
+            error=reason,
+            seconds=est.seconds if est is not None else np.nan,
+            info=json.dumps(est.info if est is not None else {}, default=str),
+        )
         return row
     info = dict(est.info)
-    row.update(mi=est.mi, lower=np.nan if est.lower is None else est.lower,
-               upper=np.nan if est.upper is None else est.upper,
-               quantiles=json.dumps({str(k): v for k, v in (est.quantiles or {}).items()}),
-               seconds=est.seconds, status="ok", error="", info=json.dumps(info, default=str))
+    row.update(
+        mi=est.mi,
+        lower=np.nan if est.lower is None else est.lower,
+        upper=np.nan if est.upper is None else est.upper,
+        quantiles=json.dumps({str(k): v for k, v in (est.quantiles or {}).items()}),
+        seconds=est.seconds,
+        status="ok",
+        error="",
+        info=json.dumps(info, default=str),
+    )
     return row
 
 
-def run_shard(label: str, entry: dict[str, Any], shard_path: str | os.PathLike, corpus: str,
-              out_csv: str | os.PathLike, progress: bool = True) -> pd.DataFrame:
+def run_shard(
+    label: str,
+    entry: dict[str, Any],
+    shard_path: str | os.PathLike,
+    corpus: str,
+    out_csv: str | os.PathLike,
+    progress: bool = True,
+) -> pd.DataFrame:
     est = estimators.from_config(entry)
     data = list(iter_shard(shard_path))
     rows: list[dict[str, Any]] = []
@@ -66,8 +107,11 @@ def run_shard(label: str, entry: dict[str, Any], shard_path: str | os.PathLike, 
             outs = est.estimate_batch([(x, y) for _, x, y in pending])
             rows.extend(_row(rec, e, None, _quantity(est, rec)) for (rec, _, _), e in zip(pending, outs))
         except Exception as err:  # one bad batch must not lose the shard: fall back per dataset
-            print(f"{label}: batched call over {len(pending)} datasets failed ({type(err).__name__}: {err}); "
-                  f"estimating them one at a time", file=sys.stderr)
+            print(
+                f"{label}: batched call over {len(pending)} datasets failed ({type(err).__name__}: {err}); "
+                f"estimating them one at a time",
+                file=sys.stderr,
+            )
             for rec, x, y in pending:
                 rows.append(_single(est, rec, x, y, first_error=err))
         pending.clear()
@@ -89,7 +133,7 @@ def run_shard(label: str, entry: dict[str, Any], shard_path: str | os.PathLike, 
     # similar n (then d): `seconds` then still grows with n, and per-dataset training pads less.
     valid.sort(key=lambda item: (int(item[0]["n"]), int(item[0]["dx"]) + int(item[0]["dy"])))
     for start in tqdm(range(0, len(valid), BATCH), desc=desc, disable=not progress or not batched, mininterval=5):
-        pending.extend(valid[start:start + BATCH])
+        pending.extend(valid[start : start + BATCH])
         flush()
     df = pd.DataFrame(rows, columns=[c for c in COLUMNS if c not in ("corpus", "estimator", "method")])
     df.insert(0, "method", est.name)
@@ -101,7 +145,7 @@ def run_shard(label: str, entry: dict[str, Any], shard_path: str | os.PathLike, 
     return df
 
 
-def _quantity(est: "estimators.Estimator", rec: dict[str, Any]) -> str:
+def _quantity(est: estimators.Estimator, rec: dict[str, Any]) -> str:
     return est.quantity(int(rec["dx"]), int(rec["dy"]))
 
 

@@ -3,10 +3,12 @@
 Each record holds a dataset's id, family, split, n, dx, dy, seed, true MI and family parameters;
 x and y are stored as float64.
 """
+
 from __future__ import annotations
 
 import os
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 
@@ -16,8 +18,9 @@ from estimators.synthetic.shards import write_shard as _write
 KIND = "corpus"
 
 
-def write_shard(path: str | os.PathLike, records: list[dict[str, Any]],
-                arrays: list[tuple[np.ndarray, np.ndarray]]) -> None:
+def write_shard(
+    path: str | os.PathLike, records: list[dict[str, Any]], arrays: list[tuple[np.ndarray, np.ndarray]]
+) -> None:
     _write(path, KIND, records, arrays, dtype=np.float64)
 
 

@@ -1,4 +1,5 @@
 """Tables as CSV, Markdown and LaTeX (booktabs), written atomically."""
+
 from __future__ import annotations
 
 import os
@@ -38,8 +39,12 @@ def write_table(df: pd.DataFrame, stem: str | os.PathLike, caption: str = "") ->
     lines = [r"\begin{table}[t]", r"\centering"]
     if caption:
         lines.append(rf"\caption{{{_tex(caption)}}}")
-    lines += [r"\begin{tabular}{" + "l" * 1 + "r" * (len(cols) - 1) + "}", r"\toprule",
-              " & ".join(_tex(c) for c in cols) + r" \\", r"\midrule"]
+    lines += [
+        r"\begin{tabular}{" + "l" * 1 + "r" * (len(cols) - 1) + "}",
+        r"\toprule",
+        " & ".join(_tex(c) for c in cols) + r" \\",
+        r"\midrule",
+    ]
     lines += [" & ".join(_tex(v) for v in row) + r" \\" for row in shown.itertuples(index=False)]
     lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}", ""]
     write_text(stem.with_suffix(".tex"), "\n".join(lines))
@@ -48,8 +53,7 @@ def write_table(df: pd.DataFrame, stem: str | os.PathLike, caption: str = "") ->
 
 def _tex(v) -> str:
     s = str(v)
-    for a, b in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("_", r"\_"), ("#", r"\#"),
-                 ("–", "--")):
+    for a, b in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("_", r"\_"), ("#", r"\#"), ("–", "--")):
         s = s.replace(a, b)
     return s
 
@@ -69,6 +73,8 @@ def with_ci(summary: pd.DataFrame) -> pd.DataFrame:
     """MSE cells formatted as 'mse [lo, hi]', plus '(k/N failed)' where estimates failed: the MSE
     averages the datasets that were estimated, so a failure share changes what it compares."""
     s = summary.copy()
-    s["mse_ci"] = [f"{_fmt(m)} [{_fmt(lo)}, {_fmt(hi)}]" + (f" ({k}/{n} failed)" if k else "")
-                   for m, lo, hi, k, n in zip(s["mse"], s["mse_lo"], s["mse_hi"], s["failed"], s["datasets"])]
+    s["mse_ci"] = [
+        f"{_fmt(m)} [{_fmt(lo)}, {_fmt(hi)}]" + (f" ({k}/{n} failed)" if k else "")
+        for m, lo, hi, k, n in zip(s["mse"], s["mse_lo"], s["mse_hi"], s["failed"], s["datasets"])
+    ]
     return mse_by_nbin(s, "mse_ci")

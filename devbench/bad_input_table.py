@@ -7,6 +7,7 @@ A printer: the cases (`CASES`), the classifier and the outcome kinds (rejected, 
 failed; CRASH, SILENT-NONFINITE, HANG are bugs) live in `estimators.testing`, which
 `tests/test_bad_input.py` and `check_estimator` use too.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -43,9 +44,13 @@ def table(names: list[str]) -> str:
         for msg, who in messages.items():
             who_s = "all" if len(who) == len(names) else ", ".join(who)
             notes.append(f"- {case.what} ({who_s}): {msg}")
-    lines += ["", "finite = an ok estimate (value in nats); failed = an Estimate with ok=False and a reason; "
-              "ValueError = raised by our validation, message below.", "",
-              f"{len(CASES)} inputs × {len(names)} estimators; unexpected outcomes: {len(bad)}"]
+    lines += [
+        "",
+        "finite = an ok estimate (value in nats); failed = an Estimate with ok=False and a reason; "
+        "ValueError = raised by our validation, message below.",
+        "",
+        f"{len(CASES)} inputs × {len(names)} estimators; unexpected outcomes: {len(bad)}",
+    ]
     lines += [f"- UNEXPECTED {b}" for b in bad]
     lines += ["", "Messages:"] + notes
     return "\n".join(lines)

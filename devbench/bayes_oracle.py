@@ -26,6 +26,7 @@ reported so a collapsed posterior is visible.
 
     python -m devbench.bayes_oracle --n 10 --count 180 --draws 3000
 """
+
 from __future__ import annotations
 
 import argparse
@@ -42,9 +43,9 @@ from scipy.stats import t as student_t
 from estimators.synthetic import families as F
 from estimators.synthetic import transforms as T
 
-
 # ---------------------------------------------------------------------------
 # Inverse transforms with the log-derivative of the inverse (the Jacobian, per value).
+
 
 def _d_wiggly_x(a: np.ndarray) -> np.ndarray:
     return 1 + 0.4 * np.cos(a) + 0.34 * np.cos(1.7 * a + 1) + 0.099 * np.cos(3.3 * a - 2.5)
@@ -84,15 +85,16 @@ def inverse_transform(name: str, a: np.ndarray, side: str) -> tuple[np.ndarray, 
 # ---------------------------------------------------------------------------
 # Prior banks: M parameter draws of one base-structure class at (dx, dy).
 
+
 @dataclasses.dataclass
 class Bank:
     base: str
     structure: str | None
-    mi: np.ndarray                   # (M,)
-    prec: np.ndarray | None = None   # (M, D, D) inverse covariance / dispersion
+    mi: np.ndarray  # (M,)
+    prec: np.ndarray | None = None  # (M, D, D) inverse covariance / dispersion
     logdet: np.ndarray | None = None
-    df: np.ndarray | None = None     # (M,) Student-t degrees of freedom
-    eps: np.ndarray | None = None    # (M, d) additive-noise half-widths
+    df: np.ndarray | None = None  # (M,) Student-t degrees of freedom
+    eps: np.ndarray | None = None  # (M, d) additive-noise half-widths
 
 
 def draw_bank(base: str, structure: str | None, dx: int, dy: int, draws: int, rng: np.random.Generator) -> Bank:
@@ -106,9 +108,14 @@ def draw_bank(base: str, structure: str | None, dx: int, dy: int, draws: int, rn
         return Bank(base, structure, np.array(mis), eps=np.array([p["epsilon"] for p in params]))
     chol = np.array([s.chol for s in params])
     inv = np.linalg.inv(chol)
-    return Bank(base, structure, np.array(mis), prec=np.einsum("mki,mkj->mij", inv, inv),
-                logdet=2 * np.log(np.diagonal(chol, axis1=1, axis2=2)).sum(1),
-                df=np.array([np.nan if s.df is None else s.df for s in params]))
+    return Bank(
+        base,
+        structure,
+        np.array(mis),
+        prec=np.einsum("mki,mkj->mij", inv, inv),
+        logdet=2 * np.log(np.diagonal(chol, axis1=1, axis2=2)).sum(1),
+        df=np.array([np.nan if s.df is None else s.df for s in params]),
+    )
 
 
 def _student_logpdf(z: np.ndarray, bank: Bank) -> np.ndarray:
@@ -174,13 +181,15 @@ def _rank_loglik(u: np.ndarray, bank: Bank) -> np.ndarray:
     # ones (ranks 1..n, ties averaged), so the quantile function runs on those and is gathered.
     levels, where = np.unique(u, return_inverse=True)
     q = student_t.ppf(levels[None], nu[:, None])[:, where.reshape(u.shape)]  # (M, n, D)
-    marg = n * u.shape[1] * (gammaln((nu + 1) / 2) - gammaln(nu / 2) - 0.5 * np.log(nu * np.pi)) \
-        - (nu + 1) / 2 * np.log1p(q * q / nu[:, None, None]).sum((1, 2))
+    marg = n * u.shape[1] * (gammaln((nu + 1) / 2) - gammaln(nu / 2) - 0.5 * np.log(nu * np.pi)) - (
+        nu + 1
+    ) / 2 * np.log1p(q * q / nu[:, None, None]).sum((1, 2))
     return _student_logpdf(q, bank) - marg
 
 
 # ---------------------------------------------------------------------------
 # The posterior over the mixture of families.
+
 
 def family_classes(family_names) -> dict[tuple[str, str | None], list]:
     """Training families (`Family` objects) grouped by base-structure class: their transforms share a bank."""
@@ -214,7 +223,7 @@ def aligned_columns(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarra
     from scipy.optimize import linear_sum_assignment
 
     z = ndtri(_pseudo_observations(x, y))
-    r2 = np.corrcoef(z.T)[:x.shape[1], x.shape[1]:] ** 2
+    r2 = np.corrcoef(z.T)[: x.shape[1], x.shape[1] :] ** 2
     rows, cols = linear_sum_assignment(r2, maximize=True)
     order = np.argsort(-r2[rows, cols], kind="stable")
     rows, cols = rows[order], cols[order]
@@ -223,8 +232,9 @@ def aligned_columns(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarra
     return x[:, [*rows, *rest_x]], y[:, [*cols, *rest_y]]
 
 
-def posterior_mean(x: np.ndarray, y: np.ndarray, family_names, banks: dict, mode: str = "raw",
-                   align: bool = False) -> tuple[float, float]:
+def posterior_mean(
+    x: np.ndarray, y: np.ndarray, family_names, banks: dict, mode: str = "raw", align: bool = False
+) -> tuple[float, float]:
     """(E[MI | x, y], effective sample size) with every family of `family_names` equally likely a priori.
     With `align`, the columns are first put in the order `aligned_columns` finds, which makes the
     result invariant to permutations of the columns of x and of y."""
@@ -235,8 +245,11 @@ def posterior_mean(x: np.ndarray, y: np.ndarray, family_names, banks: dict, mode
     classes = family_classes(family_names)
     # Each transform's inverse (a bisection for wigglify) and the ranks are computed once per dataset,
     # not once per family class that uses them.
-    base_values = {tr: _base_values(x, y, tr) for tr in {f.transform for fams in classes.values() for f in fams}} \
-        if mode == "raw" else {}
+    base_values = (
+        {tr: _base_values(x, y, tr) for tr in {f.transform for fams in classes.values() for f in fams}}
+        if mode == "raw"
+        else {}
+    )
     u = _pseudo_observations(x, y) if mode == "ranks" else None
     logw, mis = [], []
     for key, fams in classes.items():
@@ -260,8 +273,14 @@ def posterior_mean(x: np.ndarray, y: np.ndarray, family_names, banks: dict, mode
     return float(w @ mi), float(1.0 / (w @ w))
 
 
-def evaluate(n: int, count: int, draws: int, seed: int, estimator_names=("mist", "mist_qr"),
-             modes=("raw", "ranks", "ranks_aligned")) -> pd.DataFrame:
+def evaluate(
+    n: int,
+    count: int,
+    draws: int,
+    seed: int,
+    estimator_names=("mist", "mist_qr"),
+    modes=("raw", "ranks", "ranks_aligned"),
+) -> pd.DataFrame:
     """Posterior means and estimator predictions on `count` IMD validation-style datasets at n rows
     (d in [2, 32], dx = dy, one family drawn uniformly per dataset)."""
     import estimators
@@ -270,8 +289,9 @@ def evaluate(n: int, count: int, draws: int, seed: int, estimator_names=("mist",
     spec = md.full_spec({"d": [2, 32], "p_unequal": 0.0})
     rng = np.random.default_rng([seed, n])
     items = [md.draw_dataset(spec, md.val_families(spec), n, rng) for _ in range(count)]
-    df = pd.DataFrame({"family": [d["family"] for d in items], "d": [d["dx"] for d in items],
-                       "truth": [d["mi"] for d in items]})
+    df = pd.DataFrame(
+        {"family": [d["family"] for d in items], "d": [d["dx"] for d in items], "truth": [d["mi"] for d in items]}
+    )
     data = [(d["x"], d["y"]) for d in items]
     for name in estimator_names:
         df[name] = [e.mi for e in estimators.get(name).estimate_batch(data)]
@@ -284,8 +304,9 @@ def evaluate(n: int, count: int, draws: int, seed: int, estimator_names=("mist",
         for i in idx:
             for mode in modes:
                 kind, _, how = mode.partition("_")
-                df.loc[i, [f"bayes_{mode}", f"ess_{mode}"]] = posterior_mean(*data[i], train, banks, kind,
-                                                                               align=how == "aligned")
+                df.loc[i, [f"bayes_{mode}", f"ess_{mode}"]] = posterior_mean(
+                    *data[i], train, banks, kind, align=how == "aligned"
+                )
     return df
 
 
@@ -295,8 +316,10 @@ def report(df: pd.DataFrame) -> str:
     se["family"] = df.family
     by_family = se.groupby("family").mean()
     ess = df.filter(like="ess_").median().round(1).to_dict()
-    return (f"MSE over {len(df)} datasets (median ESS {ess}):\n{se[cols].mean().round(3).to_string()}\n\n"
-            f"MSE by family:\n{by_family.round(3).to_string()}")
+    return (
+        f"MSE over {len(df)} datasets (median ESS {ess}):\n{se[cols].mean().round(3).to_string()}\n\n"
+        f"MSE by family:\n{by_family.round(3).to_string()}"
+    )
 
 
 def main(argv=None) -> None:
@@ -306,8 +329,12 @@ def main(argv=None) -> None:
     ap.add_argument("--draws", type=int, default=3000, help="prior draws per family class and d")
     ap.add_argument("--seed", type=int, default=11)
     ap.add_argument("--estimators", nargs="*", default=["mist", "mist_qr"])
-    ap.add_argument("--modes", nargs="+", default=["raw", "ranks", "ranks_aligned"],
-                    help="raw, ranks, and either with _aligned (columns aligned from the data first)")
+    ap.add_argument(
+        "--modes",
+        nargs="+",
+        default=["raw", "ranks", "ranks_aligned"],
+        help="raw, ranks, and either with _aligned (columns aligned from the data first)",
+    )
     ap.add_argument("--csv", help="write the per-dataset table here")
     a = ap.parse_args(argv)
     df = evaluate(a.n, a.count, a.draws, a.seed, tuple(a.estimators), tuple(a.modes))

@@ -18,6 +18,7 @@ MIST and MIST_QR over seeds, and how often MIST_QR's 90% interval covers.
 (a val_seed that training did not use): the split for choosing between runs;
 `--n-points 20` puts n on the test grids' values, where n = 10 weighs as in the tables.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -27,13 +28,19 @@ import numpy as np
 import pandas as pd
 
 from benchmarks.metrics import n_bin
-from estimators.synthetic.bins import N_BINS as BINS, mse_by_bin
+from estimators.synthetic.bins import N_BINS as BINS
+from estimators.synthetic.bins import mse_by_bin
 
 
 def grid_spec(seed: int) -> dict:
-    return {"seed": seed, "shards": 1, "blocks": [
-        {"split": "imd", "n": {"linspace": [10, 500, 20]}, "per_cell": 9, "dims": {"random": [2, 32]}},
-        {"split": "oomd", "n": {"linspace": [10, 500, 20]}, "per_cell": 9, "dims": {"random": [2, 32]}}]}
+    return {
+        "seed": seed,
+        "shards": 1,
+        "blocks": [
+            {"split": "imd", "n": {"linspace": [10, 500, 20]}, "per_cell": 9, "dims": {"random": [2, 32]}},
+            {"split": "oomd", "n": {"linspace": [10, 500, 20]}, "per_cell": 9, "dims": {"random": [2, 32]}},
+        ],
+    }
 
 
 def build_grid(seed: int):
@@ -74,11 +81,21 @@ def grid(seeds, names, weights: dict[str, str]) -> pd.DataFrame:
         for name in names:
             mi, lo, hi, sec = run_estimator(name, data, weights.get(name))
             for i, r in enumerate(recs):
-                rows.append({"seed": seed, "estimator": name, "split": r["split"], "family": r["family"],
-                             "n": r["n"], "d": r["dx"], "true_mi": r["true_mi"],
-                             "mi": mi[i], "lower": lo[i] if lo and lo[i] is not None else np.nan,
-                             "upper": hi[i] if hi and hi[i] is not None else np.nan,
-                             "sec_per_dataset": sec})
+                rows.append(
+                    {
+                        "seed": seed,
+                        "estimator": name,
+                        "split": r["split"],
+                        "family": r["family"],
+                        "n": r["n"],
+                        "d": r["dx"],
+                        "true_mi": r["true_mi"],
+                        "mi": mi[i],
+                        "lower": lo[i] if lo and lo[i] is not None else np.nan,
+                        "upper": hi[i] if hi and hi[i] is not None else np.nan,
+                        "sec_per_dataset": sec,
+                    }
+                )
             print(f"seed {seed}: {name} done ({sec * 1e3:.2f} ms/dataset)", flush=True)
     df = pd.DataFrame(rows)
     df.insert(df.columns.get_loc("d") + 1, "n_bin", n_bin(df["n"]))
@@ -103,8 +120,9 @@ def report(df: pd.DataFrame) -> str:
                 lines.append(ratio.round(1).to_string())
     iv = df[np.isfinite(pd.to_numeric(df["lower"], errors="coerce"))]
     if len(iv):
-        iv = iv.assign(covered=(iv["lower"] <= iv["true_mi"]) & (iv["true_mi"] <= iv["upper"]),
-                       width=iv["upper"] - iv["lower"])
+        iv = iv.assign(
+            covered=(iv["lower"] <= iv["true_mi"]) & (iv["true_mi"] <= iv["upper"]), width=iv["upper"] - iv["lower"]
+        )
         lines.append("\n90% interval coverage and mean width:")
         lines.append(iv.groupby(["estimator", "split"])[["covered", "width"]].mean().round(3).to_string())
         lines.append(iv.groupby(["estimator", "split", "seed"])[["covered", "width"]].mean().round(3).to_string())
@@ -147,8 +165,10 @@ def speed(n: int, d: int, datasets: int, repeats: int) -> str:
         "our KSG (k=5)": per_dataset(lambda: [ksg.estimate(x, y) for x, y in data]),
         "BMI KSG (neighborhoods=(5,))": per_dataset(lambda: [bmi_ksg.estimate(x, y) for x, y in data]),
     }
-    out = [f"n = {n}, dx = dy = {d}, {datasets} datasets, median of {repeats} runs, torch threads = 1",
-           f"{'':40s} {'wall ms':>9s} {'CPU ms':>9s}"]
+    out = [
+        f"n = {n}, dx = dy = {d}, {datasets} datasets, median of {repeats} runs, torch threads = 1",
+        f"{'':40s} {'wall ms':>9s} {'CPU ms':>9s}",
+    ]
     out += [f"  {k:38s} {w * 1e3:9.2f} {c * 1e3:9.2f}" for k, (w, c) in rows.items()]
     for k in ("MIST batched (swap-averaged, default)", "MIST batched (no swap averaging)"):
         for ref in ("BMI KSG (neighborhoods=(5,))", "our KSG (k=5)"):
@@ -167,8 +187,8 @@ def train_speed(steps: int) -> str:
     """
     import torch
 
-    from estimators.synthetic import metadataset
     from estimators.mist.training import FeatureStream, build_model, merge_params
+    from estimators.synthetic import metadataset
 
     p = merge_params({})
     model, fcfg = build_model(p)
@@ -185,35 +205,40 @@ def train_speed(steps: int) -> str:
         opt.step()
     step_cpu = (time.process_time() - c0) / (steps * p["batch_size"])
     wall = (time.perf_counter() - w0) / (steps * p["batch_size"])
-    return (f"data (generation + features): {1 / data_cpu:.0f} datasets per CPU-second\n"
-            f"optimiser steps (batch {p['batch_size']}, max_rows {fcfg.max_rows}): {1 / step_cpu:.0f} datasets per "
-            f"CPU-second ({1 / wall:.0f}/s wall on this shared machine)\n"
-            f"one core doing both: {1 / (data_cpu + step_cpu):.0f} datasets/s; trainer + 1 data worker "
-            f"(2 processes): {1 / max(data_cpu, step_cpu):.0f} datasets/s")
+    return (
+        f"data (generation + features): {1 / data_cpu:.0f} datasets per CPU-second\n"
+        f"optimiser steps (batch {p['batch_size']}, max_rows {fcfg.max_rows}): {1 / step_cpu:.0f} datasets per "
+        f"CPU-second ({1 / wall:.0f}/s wall on this shared machine)\n"
+        f"one core doing both: {1 / (data_cpu + step_cpu):.0f} datasets/s; trainer + 1 data worker "
+        f"(2 processes): {1 / max(data_cpu, step_cpu):.0f} datasets/s"
+    )
 
 
-def gaussian_check(weights: dict[str, str | None], seeds: int = 8,
-                   cases=((1, 0.3), (1, 0.5), (1, 0.75), (2, 0.5), (5, 0.3), (5, 0.5), (5, 0.8)),
-                   ns=(100, 500)) -> pd.DataFrame:
+def gaussian_check(
+    weights: dict[str, str | None],
+    seeds: int = 8,
+    cases=((1, 0.3), (1, 0.5), (1, 0.75), (2, 0.5), (5, 0.3), (5, 0.5), (5, 0.8)),
+    ns=(100, 500),
+) -> pd.DataFrame:
     """Bias, RMSE and MIST_QR coverage on Gaussians with d = dx = dy and d pairs of correlation rho."""
     import estimators
 
     ests = {name: estimators.get(name, **({"weights": w} if w else {})) for name, w in weights.items()}
     rows = []
     for d, rho in cases:
-        truth = -0.5 * d * np.log1p(-rho ** 2)
+        truth = -0.5 * d * np.log1p(-(rho**2))
         for n in ns:
             data = []
             for s in range(seeds):
                 rng = np.random.default_rng([s, d, n, int(rho * 100)])
                 x = rng.standard_normal((n, d))
-                data.append((x, rho * x + np.sqrt(1 - rho ** 2) * rng.standard_normal((n, d))))
+                data.append((x, rho * x + np.sqrt(1 - rho**2) * rng.standard_normal((n, d))))
             row = {"d": d, "rho": rho, "n": n, "true_mi": round(truth, 4)}
             for name, est in ests.items():
                 out = est.estimate_batch(data)
                 err = np.array([e.mi for e in out]) - truth
                 row[f"{name}_bias"] = round(float(err.mean()), 4)
-                row[f"{name}_rmse"] = round(float(np.sqrt((err ** 2).mean())), 4)
+                row[f"{name}_rmse"] = round(float(np.sqrt((err**2).mean())), 4)
                 if out[0].lower is not None:
                     row[f"{name}_cover90"] = float(np.mean([e.lower <= truth <= e.upper for e in out]))
             rows.append(row)
@@ -228,11 +253,12 @@ def validate(paths, val_size: int, val_seed: int, n_points: int = 0, shuffle_y: 
     each dataset's y columns are put in a random order first: the same MI without BMI's pairing of
     x_i with y_i, which a model with `align_stats` must not rely on."""
     import estimators
-    from estimators.synthetic import metadataset
     from estimators.checkpoint import read_card
+    from estimators.synthetic import metadataset
 
-    items = metadataset.validation_set({"val_size": val_size, "val_seed": val_seed, "d": [2, 32],
-                                        "val_n_points": n_points})
+    items = metadataset.validation_set(
+        {"val_size": val_size, "val_seed": val_seed, "d": [2, 32], "val_n_points": n_points}
+    )
     data = [(d["x"], d["y"]) for d in items]
     if shuffle_y:
         rng = np.random.default_rng([val_seed, 1])
@@ -288,7 +314,11 @@ def main(argv=None) -> None:
         df = gaussian_check({"mist": args.mist_weights, "mist_qr": args.mist_qr_weights}, args.seeds)
         print(df.to_string(index=False))
     elif args.cmd == "validate":
-        print(validate(args.weights, args.val_size, args.val_seed, args.n_points, args.shuffle_y).round(4).to_string(index=False))
+        print(
+            validate(args.weights, args.val_size, args.val_seed, args.n_points, args.shuffle_y)
+            .round(4)
+            .to_string(index=False)
+        )
     elif args.cmd == "speed":
         print(speed(args.n, args.d, args.datasets, args.repeats))
     else:

@@ -10,6 +10,7 @@ spread of the estimator. Timings are measured in one run, single-threaded.
     python -m devbench.neural_baselines_bench --estimators mine --count 16 --no-loop
     python -m devbench.neural_baselines_bench --suite accuracy --bmi   # n = 5000, 3 seeds, vs BMI
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,7 +24,9 @@ import estimators
 from estimators.base import Estimator
 
 
-def gaussian_pairs(count: int, n_range: tuple[int, int], d_max: int, seed: int) -> list[tuple[np.ndarray, np.ndarray, float]]:
+def gaussian_pairs(
+    count: int, n_range: tuple[int, int], d_max: int, seed: int
+) -> list[tuple[np.ndarray, np.ndarray, float]]:
     """Datasets with dx = dy = d and independent coordinate pairs of correlation rho_k.
 
     MI = -1/2 sum_k log(1 - rho_k^2), analytic; then a random rotation of x and
@@ -36,10 +39,10 @@ def gaussian_pairs(count: int, n_range: tuple[int, int], d_max: int, seed: int) 
         d = int(rng.integers(1, d_max + 1))
         rho = rng.uniform(0.2, 0.8, size=d) * (rng.random(d) < min(1.0, 3.0 / d))  # a few informative pairs
         x = rng.standard_normal((n, d))
-        y = rho * x + np.sqrt(1 - rho ** 2) * rng.standard_normal((n, d))
+        y = rho * x + np.sqrt(1 - rho**2) * rng.standard_normal((n, d))
         qx, _ = np.linalg.qr(rng.standard_normal((d, d)))
         qy, _ = np.linalg.qr(rng.standard_normal((d, d)))
-        out.append((x @ qx, y @ qy, float(-0.5 * np.log1p(-rho ** 2).sum())))
+        out.append((x @ qx, y @ qy, float(-0.5 * np.log1p(-(rho**2)).sum())))
     return out
 
 
@@ -52,9 +55,14 @@ def run(name: str, data, params: dict, loop: bool) -> dict:
     t_batch, c_batch = time.perf_counter() - t0, time.process_time() - c0
     # CPU seconds are reported next to wall seconds: on a shared machine the
     # wall time depends on the load, the CPU time of a 1-thread run much less.
-    row = {"estimator": name, "datasets": len(data), "batched_s": round(t_batch, 2),
-           "batched_cpu_s": round(c_batch, 2), "s_per_dataset": round(t_batch / len(data), 3),
-           "cpu_s_per_dataset": round(c_batch / len(data), 3)}
+    row = {
+        "estimator": name,
+        "datasets": len(data),
+        "batched_s": round(t_batch, 2),
+        "batched_cpu_s": round(c_batch, 2),
+        "s_per_dataset": round(t_batch / len(data), 3),
+        "cpu_s_per_dataset": round(c_batch / len(data), 3),
+    }
     b = np.array([e.mi for e in batched])
     row["failed"] = int(np.isnan(b).sum())
     row["mae_batched"] = round(float(np.nanmean(np.abs(b - truth))), 4)
@@ -66,12 +74,16 @@ def run(name: str, data, params: dict, loop: bool) -> dict:
         lo = np.array([e.mi for e in looped])
         other = estimators.get(name, **{**params, "seed": params.get("seed", 0) + 1}).estimate_batch(pairs)
         s1 = np.array([e.mi for e in other])
-        row.update(loop_s=round(t_loop, 2), loop_cpu_s=round(c_loop, 2), ratio=round(t_loop / t_batch, 2),
-                   cpu_ratio=round(c_loop / c_batch, 2),
-                   median_abs_batch_minus_loop=round(float(np.nanmedian(np.abs(b - lo))), 4),
-                   max_abs_batch_minus_loop=round(float(np.nanmax(np.abs(b - lo))), 4),
-                   median_seed_sd=round(float(np.nanmedian(np.abs(b - s1)) / np.sqrt(2)), 4),
-                   mae_loop=round(float(np.nanmean(np.abs(lo - truth))), 4))
+        row.update(
+            loop_s=round(t_loop, 2),
+            loop_cpu_s=round(c_loop, 2),
+            ratio=round(t_loop / t_batch, 2),
+            cpu_ratio=round(c_loop / c_batch, 2),
+            median_abs_batch_minus_loop=round(float(np.nanmedian(np.abs(b - lo))), 4),
+            max_abs_batch_minus_loop=round(float(np.nanmax(np.abs(b - lo))), 4),
+            median_seed_sd=round(float(np.nanmedian(np.abs(b - s1)) / np.sqrt(2)), 4),
+            mae_loop=round(float(np.nanmean(np.abs(lo - truth))), 4),
+        )
     return row
 
 
@@ -79,11 +91,13 @@ def accuracy_tasks(n: int, seed: int) -> list[tuple[str, np.ndarray, np.ndarray,
     """The bivariate Gaussian rho = 0.75 and BMI's multinormal-dense-5-5-0.5, sampled by BMI."""
     from bmi.benchmark import BENCHMARK_TASKS
     from bmi.benchmark.tasks.multinormal import task_multinormal_dense
+
     out = []
     for task in (BENCHMARK_TASKS["1v1-normal-0.75"], task_multinormal_dense(5, 5, 0.5)):
         x, y = task.sample(n, seed=seed)
-        out.append((task.id, np.asarray(x, dtype=np.float64),
-                    np.asarray(y, dtype=np.float64), float(task.mutual_information)))
+        out.append(
+            (task.id, np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64), float(task.mutual_information))
+        )
     return out
 
 
@@ -103,6 +117,7 @@ def run_accuracy(names: list[str], params: dict, n: int, seeds: list[int], with_
                 rows.setdefault((name, task), []).append(e.mi)
         if with_bmi:  # package defaults, only the seed varies
             from bmi.estimators import InfoNCEEstimator, MINEEstimator
+
             for label, cls in (("bmi_mine", MINEEstimator), ("bmi_infonce", InfoNCEEstimator)):
                 t0 = time.process_time()
                 for task, x, y, _ in tasks:
@@ -110,19 +125,34 @@ def run_accuracy(names: list[str], params: dict, n: int, seeds: list[int], with_
                 secs[label] = secs.get(label, 0.0) + time.process_time() - t0
     for (name, task), vals in rows.items():
         v = np.array(vals)
-        print(json.dumps({"estimator": name, "task": task, "n": n, "true_mi": round(truth[task], 4),
-                          "mean": round(float(v.mean()), 4), "sd": round(float(v.std(ddof=1)), 4) if len(v) > 1 else None,
-                          "rel_err_of_mean": round(float(v.mean() / truth[task] - 1), 4),
-                          "values": [round(float(a), 4) for a in v],
-                          "cpu_s_per_task": round(secs[name] / (len(seeds) * 2), 2)}), flush=True)
+        print(
+            json.dumps(
+                {
+                    "estimator": name,
+                    "task": task,
+                    "n": n,
+                    "true_mi": round(truth[task], 4),
+                    "mean": round(float(v.mean()), 4),
+                    "sd": round(float(v.std(ddof=1)), 4) if len(v) > 1 else None,
+                    "rel_err_of_mean": round(float(v.mean() / truth[task] - 1), 4),
+                    "values": [round(float(a), 4) for a in v],
+                    "cpu_s_per_task": round(secs[name] / (len(seeds) * 2), 2),
+                }
+            ),
+            flush=True,
+        )
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--estimators", default="mine,infonce,minde_c,minde_j")
-    ap.add_argument("--suite", choices=["n500", "default", "accuracy"], default="n500",
-                    help="n500: 64 datasets of n = 500, d <= 5; default: 80 datasets, n 10..500, d <= 32; "
-                         "accuracy: BMI's 1v1-normal-0.75 and multinormal-dense-5-5-0.5 at n = 5000, 3 seeds")
+    ap.add_argument(
+        "--suite",
+        choices=["n500", "default", "accuracy"],
+        default="n500",
+        help="n500: 64 datasets of n = 500, d <= 5; default: 80 datasets, n 10..500, d <= 32; "
+        "accuracy: BMI's 1v1-normal-0.75 and multinormal-dense-5-5-0.5 at n = 5000, 3 seeds",
+    )
     ap.add_argument("--bmi", action="store_true", help="with --suite accuracy: also BMI's MINE and InfoNCE")
     ap.add_argument("--count", type=int, default=None)
     ap.add_argument("--params", default="{}", help="JSON of estimator parameters, applied to all")

@@ -6,6 +6,7 @@ Every rule writes `results/benchmarks/<rule>/.../*.tsv` (or `<rule>.tsv`); this 
 wall and CPU seconds per rule, with estimate and corpus jobs split by corpus and
 estimator. Jobs run side by side, so the sum of wall times exceeds the run's wall time.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,10 +33,18 @@ def rule_times(root: str | Path) -> pd.DataFrame:
     rows = []
     for f in files:
         t = pd.read_csv(f, sep="\t")
-        rows.append({"rule": job_key(f.relative_to(root)), "wall_s": float(t["s"].iloc[0]),
-                     "cpu_s": float(t["cpu_time"].iloc[0])})
-    df = pd.DataFrame(rows).groupby("rule").agg(jobs=("wall_s", "size"), wall_s=("wall_s", "sum"),
-                                                cpu_s=("cpu_s", "sum"))
+        rows.append(
+            {
+                "rule": job_key(f.relative_to(root)),
+                "wall_s": float(t["s"].iloc[0]),
+                "cpu_s": float(t["cpu_time"].iloc[0]),
+            }
+        )
+    df = (
+        pd.DataFrame(rows)
+        .groupby("rule")
+        .agg(jobs=("wall_s", "size"), wall_s=("wall_s", "sum"), cpu_s=("cpu_s", "sum"))
+    )
     return df.sort_values("wall_s", ascending=False).round(1)
 
 

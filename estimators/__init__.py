@@ -10,6 +10,7 @@ package through an entry point in the group `mist_bench.estimators` (see `estima
 `estimators.testing.check_estimator` runs the conformance checks on any of them.
 Importing this package is cheap: estimator modules load on the first `available()` or `get()`.
 """
+
 from estimators.base import Estimate, Estimator
 from estimators.registry import available, from_config, get, register
 

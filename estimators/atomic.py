@@ -1,11 +1,12 @@
 """Atomic file writes: write to a temporary sibling, then rename over the target."""
+
 from __future__ import annotations
 
 import contextlib
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 # mkstemp creates files with mode 0600; finished outputs get the mode a plain open() would give.
 _UMASK = os.umask(0o022)

@@ -1,4 +1,5 @@
 """The attention block shared by the set transformers (MIST's ISAB/PMA, InfoNet's encoder/decoder)."""
+
 from __future__ import annotations
 
 import torch
@@ -26,8 +27,9 @@ class Attention(nn.Module):
         self.ln_ff = nn.LayerNorm(width)
         self.ff = nn.Sequential(nn.Linear(width, ff_mult * width), nn.GELU(), nn.Linear(ff_mult * width, width))
 
-    def forward(self, q: torch.Tensor, kv: torch.Tensor | None = None,
-                mask: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, q: torch.Tensor, kv: torch.Tensor | None = None, mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
         b, nq, w = q.shape
         h = self.heads
         qn = self.ln_q(q)

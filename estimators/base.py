@@ -14,13 +14,15 @@ Errors, the same through `estimate` and `estimate_batch`:
   (`ok=False`, the reason in `info["error"]`), never an exception;
 - any other exception (`TypeError`, `KeyError`, ...) is a bug and propagates.
 """
+
 from __future__ import annotations
 
 import dataclasses
 import inspect
 import math
 import time
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -45,7 +47,7 @@ class Estimate:
     ok: bool = True
 
     @classmethod
-    def failed(cls, reason: str, **info: Any) -> "Estimate":
+    def failed(cls, reason: str, **info: Any) -> Estimate:
         return cls(mi=math.nan, ok=False, info={"error": reason, **info})
 
     def to_dict(self) -> dict[str, Any]:
@@ -57,8 +59,7 @@ class Estimate:
 
 # What a method may raise on valid input: its failure, recorded as a failed Estimate. Anything
 # else (TypeError, KeyError, AttributeError, ...) is a bug and propagates.
-METHOD_ERRORS: tuple[type[BaseException], ...] = (ValueError, FloatingPointError, RuntimeError,
-                                                  np.linalg.LinAlgError)
+METHOD_ERRORS: tuple[type[BaseException], ...] = (ValueError, FloatingPointError, RuntimeError, np.linalg.LinAlgError)
 
 
 class Estimator:
@@ -105,8 +106,9 @@ class Estimator:
 
     def __init__(self, **params: Any) -> None:
         if type(self).__init__ is Estimator.__init__ and params:
-            raise TypeError(f"{type(self).__name__} takes no parameters (its class defines no __init__), "
-                            f"got {sorted(params)}")
+            raise TypeError(
+                f"{type(self).__name__} takes no parameters (its class defines no __init__), got {sorted(params)}"
+            )
         self.params = dict(params)
 
     @classmethod
@@ -147,8 +149,10 @@ class Estimator:
             elif hasattr(self, name):
                 out[name] = getattr(self, name)
             else:
-                raise AttributeError(f"{type(self).__name__}.__init__ takes {name!r} but stores it neither in "
-                                     f"self.params (pass it to Estimator.__init__) nor as self.{name}")
+                raise AttributeError(
+                    f"{type(self).__name__}.__init__ takes {name!r} but stores it neither in "
+                    f"self.params (pass it to Estimator.__init__) nor as self.{name}"
+                )
         return out
 
     def __repr__(self) -> str:
@@ -209,8 +213,7 @@ class Estimator:
         return "mi"
 
     def validate(self, x: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
-        return validate_pair(x, y, min_n=self.min_n, allow_constant=self.allow_constant,
-                             extra=self._check_dims)
+        return validate_pair(x, y, min_n=self.min_n, allow_constant=self.allow_constant, extra=self._check_dims)
 
     # -- for subclasses --------------------------------------------------------
     def _estimate(self, x: np.ndarray, y: np.ndarray) -> Estimate:

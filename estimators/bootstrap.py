@@ -10,12 +10,12 @@ used for the spread only: the interval and quantiles are the estimate plus the
 resamples' quantiles minus their median. It describes sampling variability
 around the estimate, not the estimator's bias.
 """
+
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
-
 
 # At least this share of the resamples must be usable (enough distinct rows) for an interval.
 MIN_VALID_SHARE = 0.5
@@ -29,8 +29,16 @@ class TooFewResamples(ValueError):
 CALIBRATION_LEVELS = tuple(np.round(np.linspace(0.05, 0.95, 19), 2))
 
 
-def bootstrap_values(f: Callable[[np.ndarray, np.ndarray], float], x: np.ndarray, y: np.ndarray, *,
-                     n: int, seed: int, min_rows: int = 2, distinct: bool = True) -> np.ndarray:
+def bootstrap_values(
+    f: Callable[[np.ndarray, np.ndarray], float],
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    n: int,
+    seed: int,
+    min_rows: int = 2,
+    distinct: bool = True,
+) -> np.ndarray:
     """The statistic on `n` resamples (fewer if some had too few distinct rows)."""
     rng = np.random.default_rng(seed)
     rows = x.shape[0]
@@ -43,8 +51,10 @@ def bootstrap_values(f: Callable[[np.ndarray, np.ndarray], float], x: np.ndarray
             continue
         values.append(f(x[idx], y[idx]))
     if len(values) < max(2, MIN_VALID_SHARE * n):  # quantiles of a handful of resamples are no interval
-        raise TooFewResamples(f"only {len(values)} of {n} bootstrap resamples had the {min_rows} distinct rows "
-                              f"the estimator needs: too few rows ({rows}) for a bootstrap interval")
+        raise TooFewResamples(
+            f"only {len(values)} of {n} bootstrap resamples had the {min_rows} distinct rows "
+            f"the estimator needs: too few rows ({rows}) for a bootstrap interval"
+        )
     return np.asarray(values)
 
 

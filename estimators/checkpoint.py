@@ -5,12 +5,13 @@ spec, metrics and a SHA-256 of the weight file, so a truncated or tampered file
 is detected before it is used. A missing or mismatched checkpoint is an error:
 there is no path that returns random weights.
 """
+
 from __future__ import annotations
 
 import hashlib
-from importlib import metadata
 import json
 import os
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -79,13 +80,15 @@ def read_card(weights: str | os.PathLike) -> dict[str, Any]:
         raise CheckpointError(f"checkpoint card {cp} is not valid JSON: {err}") from None
     digest = sha256(weights)
     if card.get("sha256") != digest:
-        raise CheckpointError(f"checkpoint {weights} does not match the SHA-256 in its card "
-                              "(truncated, tampered or from another run)")
+        raise CheckpointError(
+            f"checkpoint {weights} does not match the SHA-256 in its card (truncated, tampered or from another run)"
+        )
     return card
 
 
-def load_checkpoint(model: torch.nn.Module, weights: str | os.PathLike,
-                    device: torch.device | str = "cpu") -> dict[str, Any]:
+def load_checkpoint(
+    model: torch.nn.Module, weights: str | os.PathLike, device: torch.device | str = "cpu"
+) -> dict[str, Any]:
     """Load weights into `model` strictly; return the card."""
     card = read_card(weights)
     try:
@@ -96,11 +99,13 @@ def load_checkpoint(model: torch.nn.Module, weights: str | os.PathLike,
     missing = sorted(set(own) - set(state))
     extra = sorted(set(state) - set(own))
     if missing or extra:
-        raise CheckpointError(f"checkpoint {weights} does not fit the model: missing {missing[:5]}, "
-                              f"unexpected {extra[:5]}")
+        raise CheckpointError(
+            f"checkpoint {weights} does not fit the model: missing {missing[:5]}, unexpected {extra[:5]}"
+        )
     for k, v in state.items():
         if v.shape != own[k].shape:
-            raise CheckpointError(f"checkpoint {weights}: tensor {k} has shape {tuple(v.shape)}, "
-                                  f"the model expects {tuple(own[k].shape)}")
+            raise CheckpointError(
+                f"checkpoint {weights}: tensor {k} has shape {tuple(v.shape)}, the model expects {tuple(own[k].shape)}"
+            )
     model.load_state_dict(state, strict=True)
     return card

@@ -5,6 +5,7 @@
 
 Columns are 0-based indices, ranges `a:b` (b exclusive), or CSV header names.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -64,8 +65,9 @@ def _param(s: str) -> tuple[str, object]:
 def main(argv: list[str] | None = None) -> int:
     import estimators
 
-    ap = argparse.ArgumentParser(prog="mi-estimate", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        prog="mi-estimate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("file", type=Path, help="CSV (with header unless --no-header) or .npy file")
     ap.add_argument("--x", required=True, help="columns of x")
     ap.add_argument("--y", required=True, help="columns of y")

@@ -10,25 +10,26 @@ rerunning. A package's `__init__` that runs only as the parent of an imported
 submodule is covered but not followed (the set does not depend on the order of
 the walk); a package imported by its own name (`import estimators`) is followed.
 """
+
 from __future__ import annotations
 
 import ast
 import hashlib
 import importlib.util
-from functools import lru_cache
+from collections.abc import Iterable
+from functools import cache
 from pathlib import Path
-from typing import Iterable
 
 PACKAGES = ("estimators", "benchmarks")
 
 
-@lru_cache(maxsize=None)
+@cache
 def _package_dir(top: str) -> Path | None:
     spec = importlib.util.find_spec(top)  # finds, does not import
     return Path(spec.submodule_search_locations[0]) if spec and spec.submodule_search_locations else None
 
 
-@lru_cache(maxsize=None)
+@cache
 def _module_file(name: str) -> Path | None:
     """The source file of a project module, found on disk without importing anything (no torch at DAG parse)."""
     top, *rest = name.split(".")
@@ -56,7 +57,7 @@ def _imported(path: Path, name: str | None) -> set[str]:
             base = node.module or ""
             if node.level and name:
                 parts = _package_of(name, path).split(".")
-                parent = ".".join(parts[:len(parts) - node.level + 1])
+                parent = ".".join(parts[: len(parts) - node.level + 1])
                 base = f"{parent}.{base}" if base else parent
             if base:
                 out.add(base)
@@ -64,7 +65,7 @@ def _imported(path: Path, name: str | None) -> set[str]:
     return out
 
 
-@lru_cache(maxsize=None)
+@cache
 def _closure(path: Path, name: str | None) -> frozenset[Path]:
     followed: set[Path] = set()
     covered: set[Path] = set()  # parent packages of what is imported: they run, their imports need not

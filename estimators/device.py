@@ -4,6 +4,7 @@
 No environment variable is read: every torch estimator takes `device=` (default
 "auto") and so do the trainers; the workflow passes its `device` config key to both.
 """
+
 from __future__ import annotations
 
 import torch

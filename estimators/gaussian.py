@@ -9,6 +9,7 @@ estimate, the efficiency reference on Gaussian families.
 takes the canonical correlations from the SVD of the whitened cross-covariance:
 closed form, faster, and equal to BMI's up to CCA's convergence tolerance.
 """
+
 from __future__ import annotations
 
 import warnings
@@ -17,7 +18,6 @@ import numpy as np
 
 from estimators.base import Estimate, Estimator
 from estimators.registry import register
-
 
 # A canonical correlation above this is 1 up to the SVD's rounding: an exact linear relation, or rows so
 # extreme (a Student-t at df < 1 reaches 1e12) that they alone set the covariance.
@@ -79,10 +79,12 @@ class GaussianCCA(Estimator):
         if self.params["method"] == "exact":
             rho = canonical_correlations(x, y)
             if rho.max() > _RHO_EXACT:  # as method="bmi": an exact linear relation has infinite Gaussian MI
-                return Estimate.failed("canonical correlation of 1 within 1e-13 (a linear relation between x "
-                                       "and y, or a few extreme rows dominating the covariance): the Gaussian "
-                                       "MLE is infinite")
-            return Estimate(mi=float(-0.5 * np.log1p(-rho ** 2).sum()), info={"method": "exact"})
+                return Estimate.failed(
+                    "canonical correlation of 1 within 1e-13 (a linear relation between x "
+                    "and y, or a few extreme rows dominating the covariance): the Gaussian "
+                    "MLE is infinite"
+                )
+            return Estimate(mi=float(-0.5 * np.log1p(-(rho**2)).sum()), info={"method": "exact"})
         from sklearn.cross_decomposition import CCA
 
         k = min(x.shape[1], y.shape[1])
@@ -92,7 +94,7 @@ class GaussianCCA(Estimator):
         xs, ys = xs.reshape(n, -1), ys.reshape(n, -1)
         rho = np.array([np.corrcoef(xs[:, i], ys[:, i])[0, 1] for i in range(k)])
         # Match BMI: -1/2 log(1 - r^2) per component, no clipping of r.
-        mi = float(np.sum(-0.5 * np.log(1 - rho ** 2)))
+        mi = float(np.sum(-0.5 * np.log(1 - rho**2)))
         if not np.isfinite(mi):
             return Estimate.failed("canonical correlation of 1: the Gaussian MLE is infinite")
         return Estimate(mi=mi, info={"method": "bmi"})

@@ -6,6 +6,7 @@ over all K x K pairs of a batch, so the bound is capped at log K. Trained on
 batches of `batch` rows; evaluated, as BMI, on the whole held-out half (K = its
 row count), in row blocks so that memory stays bounded.
 """
+
 from __future__ import annotations
 
 import math
@@ -53,8 +54,8 @@ class InfoNCEObjective(Objective):
         total = torch.where(mask, self.critic.paired(params, group.xte, group.yte), 0.0).sum(1)
         block = max(1, _EVAL_ELEMS // (g * n_max * self.critic.hidden[0]))
         for r in range(0, n_max, block):
-            lse = _nce_terms(self.critic.all_pairs(params, group.xte[:, r:r + block], group.yte), mask)
-            total = total - torch.where(mask[:, r:r + block], lse, 0.0).sum(1)
+            lse = _nce_terms(self.critic.all_pairs(params, group.xte[:, r : r + block], group.yte), mask)
+            total = total - torch.where(mask[:, r : r + block], lse, 0.0).sum(1)
         n = group.nte.to(total.dtype)
         return total / n + n.log()
 

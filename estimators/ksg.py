@@ -18,6 +18,7 @@ Departures from BMI are explicit options:
 - `clip=False`: keep negative estimates (useful to study bias);
 - `standardize=False`.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -75,7 +76,7 @@ def neighbour_counts_euclidean(x: np.ndarray, y: np.ndarray, k: int) -> tuple[np
         joint = torch.maximum(dx2, dy2)
         # Index k of the ascending order, as BMI's argsort (index 0 is the point
         # itself); topk of k+1 is a partial selection, much cheaper than a sort.
-        eps2 = joint.topk(k + 1, dim=1, largest=False, sorted=True).values[:, k:k + 1]
+        eps2 = joint.topk(k + 1, dim=1, largest=False, sorted=True).values[:, k : k + 1]
         # Only the k-th neighbour's own distance should sit at eps^2 (within rounding); a second one
         # there is a tie (repeated values or rows), which rounding decides: those rows are redone as
         # BMI does them. Elsewhere nothing lies in [eps^2 - tol, eps^2), so counting below it is exact.
@@ -97,7 +98,7 @@ def _counts_as_bmi(x: np.ndarray, y: np.ndarray, rows: slice, k: int) -> tuple[n
     scikit-learn's Euclidean distances (self-distances included as computed), k-th smallest joint one."""
     dx = pairwise_distances(x[rows], x)
     dy = pairwise_distances(y[rows], y)
-    eps = np.partition(np.maximum(dx, dy), k, axis=1)[:, k:k + 1]
+    eps = np.partition(np.maximum(dx, dy), k, axis=1)[:, k : k + 1]
     return (dx < eps).sum(1) - 1, (dy < eps).sum(1) - 1
 
 
@@ -135,8 +136,16 @@ class KSG(Estimator):
 
     name = "ksg"
 
-    def __init__(self, k: int = 5, metric: str = "euclidean", standardize: bool = True,
-                 clip: bool = True, n_bootstrap: int = 0, level: float = 0.9, seed: int = 0) -> None:
+    def __init__(
+        self,
+        k: int = 5,
+        metric: str = "euclidean",
+        standardize: bool = True,
+        clip: bool = True,
+        n_bootstrap: int = 0,
+        level: float = 0.9,
+        seed: int = 0,
+    ) -> None:
         if int(k) < 1:
             raise ValueError(f"k must be >= 1, got {k}")
         if metric not in ("euclidean", "chebyshev"):
@@ -145,8 +154,15 @@ class KSG(Estimator):
             raise ValueError(f"n_bootstrap must be >= 0, got {n_bootstrap}")
         if not 0 < level < 1:
             raise ValueError(f"level must be in (0, 1), got {level}")
-        super().__init__(k=int(k), metric=metric, standardize=standardize, clip=clip,
-                         n_bootstrap=int(n_bootstrap), level=level, seed=seed)
+        super().__init__(
+            k=int(k),
+            metric=metric,
+            standardize=standardize,
+            clip=clip,
+            n_bootstrap=int(n_bootstrap),
+            level=level,
+            seed=seed,
+        )
         self.k = int(k)
         self.min_n = self.k + 1
 
@@ -163,8 +179,9 @@ class KSG(Estimator):
         if not self.params["n_bootstrap"]:
             return Estimate(mi=mi, info=info)
         try:
-            values = bootstrap_values(self.point, x, y, n=self.params["n_bootstrap"], seed=self.params["seed"],
-                                      min_rows=self.k + 1)
+            values = bootstrap_values(
+                self.point, x, y, n=self.params["n_bootstrap"], seed=self.params["seed"], min_rows=self.k + 1
+            )
         except TooFewResamples as err:  # the estimate is still good; it just has no interval
             return Estimate(mi=mi, info={**info, "interval_error": str(err)})
         lo, hi = centred_interval(mi, values, self.params["level"])
@@ -172,6 +189,10 @@ class KSG(Estimator):
         if self.params["clip"]:  # as the point estimate: MI is never negative
             lo, hi = max(0.0, lo), max(0.0, hi)
             quantiles = {t: max(0.0, q) for t, q in quantiles.items()}
-        info.update(interval_level=self.params["level"], interval="bootstrap, centred on the estimate",
-                    bootstrap_resamples=len(values), bootstrap_distinct_rows=True)
+        info.update(
+            interval_level=self.params["level"],
+            interval="bootstrap, centred on the estimate",
+            bootstrap_resamples=len(values),
+            bootstrap_distinct_rows=True,
+        )
         return Estimate(mi=mi, lower=lo, upper=hi, quantiles=quantiles, info=info)

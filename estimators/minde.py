@@ -23,6 +23,7 @@ Linear, plus an embedding of [t_x, t_y, flags]), GroupNorm-SiLU and a
 zero-initialised output layer. H is 64 / 128 / 256 for dx + dy <= 10 / 50 /
 more, as the paper, unless `width` is given.
 """
+
 from __future__ import annotations
 
 import math
@@ -32,8 +33,7 @@ import torch
 import torch.nn.functional as F
 
 from estimators.neural.critics import batch_indices, group_norm, linear, stacked_linear
-from estimators.neural.training import (NeuralEstimator, Objective, common_params, gather_rows, pad_dicts,
-                                        row_mask)
+from estimators.neural.training import NeuralEstimator, Objective, common_params, gather_rows, pad_dicts, row_mask
 from estimators.registry import register
 
 # Masks (flag_x, flag_y) trained by each variant.
@@ -64,7 +64,7 @@ class VPSDE:
         f = self.f_lo + torch.rand(shape, generator=gen, dtype=torch.float64) * self.normaliser
         b = torch.log1p(torch.exp(f))  # B(t)
         a = 0.5 * (self.b1 - self.b0)
-        return ((-self.b0 + torch.sqrt(self.b0 ** 2 + 4 * a * b)) / (2 * a)).float().clamp_(self.t_min, 1.0)
+        return ((-self.b0 + torch.sqrt(self.b0**2 + 4 * a * b)) / (2 * a)).float().clamp_(self.t_min, 1.0)
 
     def mean_std(self, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         m = torch.exp(-0.5 * self.integral(t))
@@ -103,8 +103,14 @@ class ScoreNet:
         p += stacked_linear(gens, [N_TIME_FEATURES] * g, hs)  # time embedding, 2 layers
         p += stacked_linear(gens, hs, hs)
         for _ in range(self.blocks):
-            p += [ones.clone(), zeros.clone(), *stacked_linear(gens, hs, hs),
-                  ones.clone(), zeros.clone(), *stacked_linear(gens, hs, hs)]
+            p += [
+                ones.clone(),
+                zeros.clone(),
+                *stacked_linear(gens, hs, hs),
+                ones.clone(),
+                zeros.clone(),
+                *stacked_linear(gens, hs, hs),
+            ]
         p += [ones.clone(), zeros.clone()]
         p += stacked_linear(gens, hs, dx, zero=True) + stacked_linear(gens, hs, dy, zero=True)
         return p
@@ -115,7 +121,7 @@ class ScoreNet:
         temb = linear(F.silu(linear(tfeat, p[3], p[4])), p[5], p[6])
         k = 7
         for _ in range(self.blocks):
-            g1, be1, w1, b1, g2, be2, w2, b2 = p[k:k + 8]
+            g1, be1, w1, b1, g2, be2, w2, b2 = p[k : k + 8]
             r = linear(F.silu(group_norm(h, g1, be1, _NORM_GROUPS)), w1, b1) + temb
             h = h + linear(F.silu(group_norm(r, g2, be2, _NORM_GROUPS)), w2, b2)
             k += 8
@@ -127,18 +133,21 @@ class MindeObjective(Objective):
     maximise = True  # early stopping on the held-out MMSE gap (see `evaluate`)
     keep_best = True
 
-    def __init__(self, net: ScoreNet, sde: VPSDE, variant: str, sigma: float | None,
-                 ema: float, mc_passes: int) -> None:
+    def __init__(
+        self, net: ScoreNet, sde: VPSDE, variant: str, sigma: float | None, ema: float, mc_passes: int
+    ) -> None:
         self.net, self.sde, self.variant, self.sigma = net, sde, variant, sigma
         self.masks = torch.tensor(MASKS[variant], dtype=torch.float32)
         self.ema, self.mc_passes = ema, mc_passes
 
     # -- randomness, per dataset --------------------------------------------
     def _noise(self, gen, shape_rows, dx, dy) -> dict[str, torch.Tensor]:
-        return {"t": self.sde.sample_time(gen, shape_rows),
-                "ex": torch.randn(*shape_rows, dx, generator=gen),
-                "ey": torch.randn(*shape_rows, dy, generator=gen),
-                "mask": torch.randint(len(self.masks), shape_rows, generator=gen)}
+        return {
+            "t": self.sde.sample_time(gen, shape_rows),
+            "ex": torch.randn(*shape_rows, dx, generator=gen),
+            "ey": torch.randn(*shape_rows, dy, generator=gen),
+            "mask": torch.randint(len(self.masks), shape_rows, generator=gen),
+        }
 
     def draw(self, gen, ntr, batch, dx, dy, steps):
         return {"rows": batch_indices(gen, ntr, batch, steps), **self._noise(gen, (steps, batch), dx, dy)}
@@ -167,8 +176,9 @@ class MindeObjective(Objective):
         px, py = self._predict(p, x, y, nz["t"], nz["ex"], nz["ey"], fx, fy)
         cx = row_mask(group.dx, x.shape[-1])[:, None, :]
         cy = row_mask(group.dy, y.shape[-1])[:, None, :]
-        err = (torch.where(cx, px - nz["ex"], 0.0) ** 2).sum(-1) * (fx > 0) \
-            + (torch.where(cy, py - nz["ey"], 0.0) ** 2).sum(-1) * (fy > 0)
+        err = (torch.where(cx, px - nz["ex"], 0.0) ** 2).sum(-1) * (fx > 0) + (
+            torch.where(cy, py - nz["ey"], 0.0) ** 2
+        ).sum(-1) * (fy > 0)
         return torch.where(rows_valid, err, 0.0).sum(1) / count
 
     def init(self, gens, dx, dy):
@@ -222,7 +232,7 @@ class MindeObjective(Objective):
         ref = None
         if self.sigma is not None:  # eps of N(0, sigma^2) diffused: s * z_t / (m^2 sigma^2 + s^2)
             m, s = self.sde.mean_std(t)
-            k = (s / (m * m * self.sigma ** 2 + s * s))[..., None]
+            k = (s / (m * m * self.sigma**2 + s * s))[..., None]
             ref = (k * (m[..., None] * x + s[..., None] * ex), k * (m[..., None] * y + s[..., None] * ey))
         cond_x, _ = self._predict(p, x, y, t, ex, ey, ones, zeros)
         if self.variant == "c":
@@ -236,8 +246,9 @@ class MindeObjective(Objective):
         gap = sq(ex - joint_x, cx) + sq(ey - joint_y, cy) - sq(ex - cond_x, cx) - sq(ey - cond_y, cy)
         if ref is None:
             return sq(joint_x - cond_x, cx) + sq(joint_y - cond_y, cy), gap
-        return (sq(cond_x - ref[0], cx) + sq(cond_y - ref[1], cy)
-                - sq(joint_x - ref[0], cx) - sq(joint_y - ref[1], cy)), gap
+        return (
+            sq(cond_x - ref[0], cx) + sq(cond_y - ref[1], cy) - sq(joint_x - ref[0], cx) - sq(joint_y - ref[1], cy)
+        ), gap
 
     def final(self, snap, group, gens):
         nte, dx, dy = group.nte.tolist(), group.dx.tolist(), group.dy.tolist()
@@ -271,16 +282,35 @@ class _Minde(NeuralEstimator):
 
     variant = ""
 
-    def __init__(self, sigma: float | None = None, width: int | str = 64, blocks: int = 1, steps: int | str = "auto",
-                 batch: int = 128, lr: float = 2e-3, eval_every: int = 200, patience: int = 8,
-                 ema: float = 0.995, mc_passes: int = 10, beta_min: float = 0.1, beta_max: float = 20.0,
-                 t_min: float = 1e-3, train_fraction: float = 0.5, standardize: bool = True, seed: int = 0,
-                 group_size: int = 64, batched: bool = True, device: str = "auto") -> None:
+    def __init__(
+        self,
+        sigma: float | None = None,
+        width: int | str = 64,
+        blocks: int = 1,
+        steps: int | str = "auto",
+        batch: int = 128,
+        lr: float = 2e-3,
+        eval_every: int = 200,
+        patience: int = 8,
+        ema: float = 0.995,
+        mc_passes: int = 10,
+        beta_min: float = 0.1,
+        beta_max: float = 20.0,
+        t_min: float = 1e-3,
+        train_fraction: float = 0.5,
+        standardize: bool = True,
+        seed: int = 0,
+        group_size: int = 64,
+        batched: bool = True,
+        device: str = "auto",
+    ) -> None:
         # GroupNorm over _NORM_GROUPS groups: one channel per group normalises every value to 0, two
         # to +-1 (a sign pattern: at width 16, MINDE-C read a 0.51-nat Gaussian as 0.8-1.4 nats).
         if width != "auto" and (int(width) < _MIN_PER_GROUP * _NORM_GROUPS or int(width) % _NORM_GROUPS):
-            raise ValueError(f"width must be 'auto' or a multiple of {_NORM_GROUPS} of at least "
-                             f"{_MIN_PER_GROUP * _NORM_GROUPS}, got {width!r}")
+            raise ValueError(
+                f"width must be 'auto' or a multiple of {_NORM_GROUPS} of at least "
+                f"{_MIN_PER_GROUP * _NORM_GROUPS}, got {width!r}"
+            )
         if sigma is not None and not float(sigma) > 0:
             raise ValueError(f"sigma must be None or > 0, got {sigma}")
         if not 0 <= float(ema) < 1:
@@ -289,13 +319,29 @@ class _Minde(NeuralEstimator):
             raise ValueError(f"mc_passes and blocks must be >= 1, got {mc_passes} and {blocks}")
         if not 0 < float(t_min) < 1 or not 0 < float(beta_min) < float(beta_max):
             raise ValueError("need 0 < t_min < 1 and 0 < beta_min < beta_max")
-        super().__init__(**common_params(
-            sigma=None if sigma is None else float(sigma), width=width if width == "auto" else int(width),
-            blocks=int(blocks), steps=steps if steps == "auto" else int(steps), batch=int(batch), lr=float(lr), eval_every=int(eval_every),
-            patience=int(patience), ema=float(ema), mc_passes=int(mc_passes), beta_min=float(beta_min),
-            beta_max=float(beta_max), t_min=float(t_min), train_fraction=float(train_fraction),
-            standardize=bool(standardize), seed=int(seed), group_size=int(group_size), batched=bool(batched),
-            device=device))
+        super().__init__(
+            **common_params(
+                sigma=None if sigma is None else float(sigma),
+                width=width if width == "auto" else int(width),
+                blocks=int(blocks),
+                steps=steps if steps == "auto" else int(steps),
+                batch=int(batch),
+                lr=float(lr),
+                eval_every=int(eval_every),
+                patience=int(patience),
+                ema=float(ema),
+                mc_passes=int(mc_passes),
+                beta_min=float(beta_min),
+                beta_max=float(beta_max),
+                t_min=float(t_min),
+                train_fraction=float(train_fraction),
+                standardize=bool(standardize),
+                seed=int(seed),
+                group_size=int(group_size),
+                batched=bool(batched),
+                device=device,
+            )
+        )
 
     def _steps_for(self, n: int) -> int:
         # "auto": 4 steps per row, 1,000 to 15,000: small datasets stop early anyway
@@ -313,12 +359,20 @@ class _Minde(NeuralEstimator):
 
     def _objective(self, key: Any = None) -> Objective:
         p = self.params
-        return MindeObjective(ScoreNet(key, p["blocks"]), VPSDE(p["beta_min"], p["beta_max"], p["t_min"]),
-                              self.variant, p["sigma"], p["ema"], p["mc_passes"])
+        return MindeObjective(
+            ScoreNet(key, p["blocks"]),
+            VPSDE(p["beta_min"], p["beta_max"], p["t_min"]),
+            self.variant,
+            p["sigma"],
+            p["ema"],
+            p["mc_passes"],
+        )
 
     def _info(self) -> dict[str, Any]:
-        return {"variant": f"MINDE-{self.variant.upper()}" + ("" if self.params["sigma"] is None else "-sigma"),
-                "sigma": self.params["sigma"]}
+        return {
+            "variant": f"MINDE-{self.variant.upper()}" + ("" if self.params["sigma"] is None else "-sigma"),
+            "sigma": self.params["sigma"],
+        }
 
 
 @register

@@ -8,6 +8,7 @@ denominator by an exponential moving average (alpha 0.9: new = alpha * old +
 (1 - alpha) * batch, as BMI). The reported value is the plain DV bound on the
 held-out half, with a fixed shuffle of y for the product of marginals.
 """
+
 from __future__ import annotations
 
 import math
@@ -52,8 +53,9 @@ class MineObjective(Objective):
         log_denom_batch = _masked_logmeanexp(t_marg, mask, b)
         lb = log_denom_batch.detach()
         prev = state["log_denom"]
-        log_denom = torch.where(torch.isnan(prev), lb, torch.logaddexp(math.log(self.alpha) + prev,
-                                                                        math.log(1 - self.alpha) + lb))
+        log_denom = torch.where(
+            torch.isnan(prev), lb, torch.logaddexp(math.log(self.alpha) + prev, math.log(1 - self.alpha) + lb)
+        )
         # d/dtheta of correction * log E_batch[e^T] = grad E_batch[e^T] / (moving average).
         correction = torch.exp(lb - log_denom)
         loss = -(_masked_mean(t_joint, mask, b) - correction * log_denom_batch)

@@ -16,6 +16,7 @@ Two sources, both read on the first `available()` / `estimator_class()` / `get()
   A plugin that fails to import, or does not name an `Estimator` subclass of that name, raises
   `EstimatorPluginError` naming the entry point: it is never skipped silently.
 """
+
 from __future__ import annotations
 
 import ast
@@ -23,7 +24,8 @@ import importlib
 import importlib.metadata
 import pkgutil
 import re
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from estimators.base import Estimator
 
@@ -42,8 +44,9 @@ def register(cls: type[Estimator]) -> type[Estimator]:
     if not cls.name:
         raise TypeError(f"{cls.__name__} has no `name`")
     if cls.name in _REGISTRY and _REGISTRY[cls.name] is not cls:
-        raise TypeError(f"estimator name {cls.name!r} is registered twice "
-                        f"({_qualname(_REGISTRY[cls.name])} and {_qualname(cls)})")
+        raise TypeError(
+            f"estimator name {cls.name!r} is registered twice ({_qualname(_REGISTRY[cls.name])} and {_qualname(cls)})"
+        )
     _REGISTRY[cls.name] = cls
     return cls
 
@@ -68,8 +71,9 @@ def _defines_registered_class(path: str) -> bool:
     for node in ast.walk(ast.parse(source, path)):
         if isinstance(node, ast.ClassDef):
             for dec in node.decorator_list:
-                if (isinstance(dec, ast.Name) and dec.id == "register") or \
-                        (isinstance(dec, ast.Attribute) and dec.attr == "register"):
+                if (isinstance(dec, ast.Name) and dec.id == "register") or (
+                    isinstance(dec, ast.Attribute) and dec.attr == "register"
+                ):
                     return True
     return False
 
@@ -117,14 +121,18 @@ def _load_plugin(ep: importlib.metadata.EntryPoint) -> None:
     try:
         obj = ep.load()
     except Exception as err:  # noqa: BLE001 - re-raised, naming the entry point
-        raise EstimatorPluginError(f"estimator plugin failed to load: {_describe(ep)}: "
-                                   f"{type(err).__name__}: {err}") from err
+        raise EstimatorPluginError(
+            f"estimator plugin failed to load: {_describe(ep)}: {type(err).__name__}: {err}"
+        ) from err
     if not (isinstance(obj, type) and issubclass(obj, Estimator)):
-        raise EstimatorPluginError(f"estimator plugin {_describe(ep)} names {obj!r}, "
-                                   "not a subclass of estimators.Estimator")
+        raise EstimatorPluginError(
+            f"estimator plugin {_describe(ep)} names {obj!r}, not a subclass of estimators.Estimator"
+        )
     if obj.name != ep.name:
-        raise EstimatorPluginError(f"estimator plugin {_describe(ep)}: the class's `name` is {obj.name!r}; "
-                                   "it must equal the entry point's name")
+        raise EstimatorPluginError(
+            f"estimator plugin {_describe(ep)}: the class's `name` is {obj.name!r}; "
+            "it must equal the entry point's name"
+        )
     try:
         register(obj)
     except TypeError as err:

@@ -8,6 +8,7 @@ whose variance is within float rounding of zero, relative to its mean (var <= n 
 mean)^2), is only centred, not scaled. Dividing by its rounding noise would blow that noise up to
 unit variance; the rule is relative, so a column of tiny values that do vary is scaled like any other.
 """
+
 from __future__ import annotations
 
 import numpy as np

@@ -27,6 +27,7 @@ and, all of them bugs:
 
 No test framework is needed: the module imports numpy and this package only.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -37,21 +38,34 @@ import signal
 import sys
 import traceback
 import warnings
-from functools import lru_cache
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from functools import cache
+from typing import Any
 
 import numpy as np
 
 from estimators.base import Estimate, Estimator
 from estimators.registry import estimator_class
 
-__all__ = ["CASES", "CHECKS", "Case", "Outcome", "accepted_params", "check_estimator", "classify",
-           "expected_ok", "is_trained", "make", "outcome", "params_for", "run_case"]
+__all__ = [
+    "CASES",
+    "CHECKS",
+    "Case",
+    "Outcome",
+    "accepted_params",
+    "check_estimator",
+    "classify",
+    "expected_ok",
+    "is_trained",
+    "make",
+    "outcome",
+    "params_for",
+    "run_case",
+]
 
 # Smaller budgets still for the per-dataset-trained estimators (any that take `steps`), for the
 # bad-input cases: they are about robustness, not accuracy. Applied on top of the class's test_params.
-TRAINED_BUDGET = {"steps": 20, "eval_every": 10, "patience": 1, "batch": 16, "mc_passes": 1,
-                  "group_size": 4}
+TRAINED_BUDGET = {"steps": 20, "eval_every": 10, "patience": 1, "batch": 16, "mc_passes": 1, "group_size": 4}
 # Cost knobs of any estimator that takes them (InfoNet's random projections).
 CHEAP = {"n_projections": 16}
 GOOD = ("rejected", "finite", "failed")
@@ -90,7 +104,7 @@ def params_for(est: str | type[Estimator]) -> dict[str, Any]:
     return p
 
 
-@lru_cache(maxsize=None)
+@cache
 def make(name: str) -> Estimator:
     """The registered estimator `name` with `params_for(name)`, built once."""
     return estimator_class(name)(**params_for(name))
@@ -99,7 +113,7 @@ def make(name: str) -> Estimator:
 # -- classifying an outcome ----------------------------------------------------------
 @dataclasses.dataclass
 class Outcome:
-    kind: str      # rejected | finite | failed | CRASH | SILENT-NONFINITE | HANG | n/a
+    kind: str  # rejected | finite | failed | CRASH | SILENT-NONFINITE | HANG | n/a
     detail: str
 
     @property
@@ -141,6 +155,7 @@ def _raised_by(err: BaseException, ours: tuple[str, ...]) -> bool:
 def classify(call: Callable[[], Any], timeout: float = 120.0, ours: tuple[str, ...] = (_PACKAGE_DIR,)) -> Outcome:
     """Run `call()` (an estimate) and classify what happened. `ours`: path prefixes of the code
     whose ValueErrors are "rejected" (elsewhere: CRASH). A time limit needs SIGALRM (not on Windows)."""
+
     def alarm(signum, frame):
         raise _Timeout()
 
@@ -157,8 +172,9 @@ def classify(call: Callable[[], Any], timeout: float = 120.0, ours: tuple[str, .
     except ValueError as err:
         if _raised_by(err, ours) and str(err):
             return Outcome("rejected", str(err))
-        return Outcome("CRASH", f"ValueError from a library: {err} "
-                                f"[{traceback.format_exception(err)[-2].strip()[:120]}]")
+        return Outcome(
+            "CRASH", f"ValueError from a library: {err} [{traceback.format_exception(err)[-2].strip()[:120]}]"
+        )
     except Exception as err:  # noqa: BLE001 - that is what is being classified
         return Outcome("CRASH", f"{type(err).__name__}: {err}")
     finally:
@@ -203,14 +219,17 @@ def _set(i: int, j: int, v: float) -> Callable[[np.ndarray], np.ndarray]:
         a = a.copy()
         a[i, j] = v
         return a
+
     return f
 
 
 def _on(fx: Callable[[Any], Any] | None = None, fy: Callable[[Any], Any] | None = None, n: int = 50):
     """A builder: a correlated Gaussian pair of n rows with fx applied to x and fy to y."""
+
     def build(rng: np.random.Generator, est: Estimator) -> tuple[Any, Any]:
         x, y = _xy(rng, n)
         return (fx(x) if fx else x), (fy(y) if fy else y)
+
     return build
 
 
@@ -233,13 +252,21 @@ CASES: list[Case] = [
     Case("n1", "n = 1", _on(n=1), "too few rows"),
     Case("below_min_n", "n = min_n - 1", lambda r, e: _xy(r, e.min_n - 1), "too few rows"),
     Case("ragged_n", "x has 50 rows, y 49", _on(fy=lambda y: y[:-1]), "same number of rows"),
-    Case("ragged_list", "nested list, rows of unequal length",
-         _on(lambda x: x.tolist()[:-1] + [[1.0]]), "could not be read"),
+    Case(
+        "ragged_list",
+        "nested list, rows of unequal length",
+        _on(lambda x: x.tolist()[:-1] + [[1.0]]),
+        "could not be read",
+    ),
     Case("rank3", "3-D array (50, 2, 2)", _on(lambda x: np.stack([x, x], 2)), "rank 3"),
     Case("rank0", "a scalar (0-D)", _on(lambda x: np.float64(1.0)), "rank 0"),
     Case("object", "object dtype holding floats", _on(lambda x: x.astype(object)), "numeric dtype"),
-    Case("object_none", "object dtype with a None", _on(lambda x: np.where(np.arange(50)[:, None] == 4, None,
-                                                                           x.astype(object))), "numeric dtype"),
+    Case(
+        "object_none",
+        "object dtype with a None",
+        _on(lambda x: np.where(np.arange(50)[:, None] == 4, None, x.astype(object))),
+        "numeric dtype",
+    ),
     Case("strings", "strings ('<U' dtype)", _on(lambda x: x.astype(str)), "numeric dtype"),
     Case("complex", "complex dtype", _on(lambda x: x + 1j), "real-valued"),
     Case("huge", "one value of 1e300", _on(_set(0, 0, 1e300)), "magnitude above"),
@@ -250,8 +277,9 @@ CASES: list[Case] = [
     Case("const_x", "x entirely constant", _on(lambda x: np.full_like(x, 2.0)), None),
     Case("const_all", "x and y constant (all rows equal)", lambda r, e: (np.ones((50, 2)), np.ones((50, 2))), None),
     Case("dup_rows", "10 distinct rows, each 5 times", _dups, None),
-    Case("dup_rows_6", "8 distinct rows, each 6 times", lambda r, e: tuple(np.repeat(a, 6, 0) for a in _xy(r, 8)),
-         None),
+    Case(
+        "dup_rows_6", "8 distinct rows, each 6 times", lambda r, e: tuple(np.repeat(a, 6, 0) for a in _xy(r, 8)), None
+    ),
     Case("bool", "bool dtype (read as 0/1)", _on(lambda x: x > 0, lambda y: y > 0), None),
     Case("min_n", "n = min_n (smallest accepted)", lambda r, e: _xy(r, e.min_n), None),
     Case("d0", "d = 0, shape (50, 0)", _on(lambda x: x[:, :0]), "no columns"),
@@ -319,8 +347,10 @@ def check_params_from_signature(s: Subject) -> None:
     est = s.instance if s.instance is not None else s.make()
     names = s.cls.param_names()
     stored = set(est.params)
-    assert stored <= set(names), (f"{s.label} stores parameters its constructor does not take: "
-                                  f"{sorted(stored - set(names))} (signature: {list(names)})")
+    assert stored <= set(names), (
+        f"{s.label} stores parameters its constructor does not take: "
+        f"{sorted(stored - set(names))} (signature: {list(names)})"
+    )
     params = est.get_params()
     assert tuple(params) == names, (list(params), names)
     again = type(est)(**params).get_params()
@@ -367,8 +397,13 @@ def check_row_permutation_invariance(s: Subject) -> None:
         assert abs(a - b) <= 1e-9, (a, b)
 
 
-BAD_INPUT = {"nan": "NaN", "inf": "NaN or inf", "mismatched_n": "same number of rows",
-             "too_few_rows": "too few rows", "wrong_rank": "rank 3"}
+BAD_INPUT = {
+    "nan": "NaN",
+    "inf": "NaN or inf",
+    "mismatched_n": "same number of rows",
+    "too_few_rows": "too few rows",
+    "wrong_rank": "rank 3",
+}
 
 
 def check_bad_input_raises_clear_value_error(s: Subject, cases: Iterable[str] = tuple(BAD_INPUT)) -> None:
@@ -481,9 +516,14 @@ CHECKS: dict[str, Callable[[Subject], None]] = {
 }
 
 
-def check_estimator(estimator_or_name: str | type[Estimator] | Estimator, *,
-                    params: Mapping[str, Any] | None = None, checks: Sequence[str] | None = None,
-                    skip: Iterable[str] = (), on_fail: str | None = "raise") -> dict[str, str | None]:
+def check_estimator(
+    estimator_or_name: str | type[Estimator] | Estimator,
+    *,
+    params: Mapping[str, Any] | None = None,
+    checks: Sequence[str] | None = None,
+    skip: Iterable[str] = (),
+    on_fail: str | None = "raise",
+) -> dict[str, str | None]:
     """Run the conformance checks on an estimator.
 
     estimator_or_name: a registered name or an `Estimator` subclass (the interface checks then use

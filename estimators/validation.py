@@ -1,7 +1,9 @@
 """Input validation shared by every estimator (run once, in the base class)."""
+
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -31,21 +33,20 @@ def as_2d(a: Any, what: str) -> np.ndarray:
     if arr.ndim == 1:
         arr = arr[:, None]
     elif arr.ndim != 2:
-        raise ValueError(f"{what} must be 1-D or 2-D (n, d), got an array of rank {arr.ndim} "
-                         f"with shape {arr.shape}")
+        raise ValueError(f"{what} must be 1-D or 2-D (n, d), got an array of rank {arr.ndim} with shape {arr.shape}")
     if arr.shape[1] == 0:
         raise ValueError(f"{what} has no columns (d = 0)")
     return np.ascontiguousarray(arr, dtype=np.float64)
 
 
-def validate_pair(x: Any, y: Any, *, min_n: int = 2, allow_constant: bool = True,
-                  extra: Callable[[int, int], None] | None = None) -> tuple[np.ndarray, np.ndarray]:
+def validate_pair(
+    x: Any, y: Any, *, min_n: int = 2, allow_constant: bool = True, extra: Callable[[int, int], None] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Return (x, y) as float64 (n, d) arrays or raise ValueError naming the problem."""
     x = as_2d(x, "x")
     y = as_2d(y, "y")
     if x.shape[0] != y.shape[0]:
-        raise ValueError(f"x and y must have the same number of rows (n): x has {x.shape[0]}, "
-                         f"y has {y.shape[0]}")
+        raise ValueError(f"x and y must have the same number of rows (n): x has {x.shape[0]}, y has {y.shape[0]}")
     n = x.shape[0]
     if n < min_n:
         raise ValueError(f"too few rows: n = {n}, this estimator needs at least {min_n}")
@@ -59,13 +60,14 @@ def validate_pair(x: Any, y: Any, *, min_n: int = 2, allow_constant: bool = True
         spread = np.ptp(arr, axis=0)
         tiny = np.flatnonzero((spread > 0) & (spread < MIN_SPREAD))
         if tiny.size:
-            raise ValueError(f"{what} column(s) {tiny.tolist()} vary by less than {MIN_SPREAD:g} (their "
-                             "squares underflow float64); rescale the data")
+            raise ValueError(
+                f"{what} column(s) {tiny.tolist()} vary by less than {MIN_SPREAD:g} (their "
+                "squares underflow float64); rescale the data"
+            )
         if not allow_constant:
             const = np.flatnonzero(spread == 0)
             if const.size:
-                raise ValueError(f"{what} has constant column(s) {const.tolist()}, which this "
-                                 "estimator cannot handle")
+                raise ValueError(f"{what} has constant column(s) {const.tolist()}, which this estimator cannot handle")
     if extra is not None:
         extra(x.shape[1], y.shape[1])
     return x, y

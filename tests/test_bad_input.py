@@ -11,6 +11,7 @@ estimators get a tiny training budget and fewer examples, so the file stays with
 two minutes on two shared cores. `HYPOTHESIS_PROFILE=explore` runs more, random examples
 (`BAD_INPUT_EXAMPLES`, default 200, per property).
 """
+
 from __future__ import annotations
 
 import math
@@ -29,8 +30,9 @@ from estimators.validation import MAX_ABS, MIN_SPREAD
 NAMES = estimators.available()
 
 # Local settings (no global hypothesis profile is loaded, so other test files are unaffected).
-BASE = settings(deadline=None, derandomize=True, database=None, print_blob=True,
-                suppress_health_check=list(HealthCheck))
+BASE = settings(
+    deadline=None, derandomize=True, database=None, print_blob=True, suppress_health_check=list(HealthCheck)
+)
 # HYPOTHESIS_PROFILE=explore: random examples, BAD_INPUT_EXAMPLES (default 200) per property.
 EXPLORE = os.environ.get("HYPOTHESIS_PROFILE") == "explore"
 
@@ -80,7 +82,7 @@ def _check(name, build, reject, answer, answers=("finite", "failed")):
 def _pair(data, n, dx=None, dy=None):
     dx = dx if dx is not None else data.draw(st.integers(1, 4), label="dx")
     dy = dy if dy is not None else data.draw(st.integers(1, 4), label="dy")
-    seed = data.draw(st.integers(0, 2 ** 32 - 1), label="seed")
+    seed = data.draw(st.integers(0, 2**32 - 1), label="seed")
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((n, dx))
     y = 0.7 * x[:, :1] + rng.standard_normal((n, dy))
@@ -101,8 +103,10 @@ def test_nan_or_inf_anywhere_is_rejected(name):
         a = x if data.draw(st.booleans(), label="in x") else y
         flat = a.reshape(-1)
         flat[data.draw(st.integers(0, flat.size - 1), label="where")] = data.draw(
-            st.sampled_from([np.nan, np.inf, -np.inf]), label="value")
+            st.sampled_from([np.nan, np.inf, -np.inf]), label="value"
+        )
         return x, y
+
     _check(name, build, r"contains NaN or inf \(first at row \d+, column \d+\)", answer=False)
 
 
@@ -114,6 +118,7 @@ def test_empty_and_too_few_rows_are_rejected(name):
         d = data.draw(st.integers(1, 3), label="d")
         x = np.zeros(n) if shape == "1-D" else np.ones((n, d))
         return x, np.arange(float(n)) if shape == "1-D" else np.ones((n, d))
+
     _check(name, build, r"too few rows: n = \d+, this estimator needs at least \d+", answer=False)
 
 
@@ -125,6 +130,7 @@ def test_ragged_n_is_rejected(name):
         m = data.draw(st.integers(0, 60).filter(lambda m: m != n), label="n_y")
         y = np.resize(y, (m,) + np.shape(y)[1:])
         return (x, y) if data.draw(st.booleans(), label="swap") else (y, x)
+
     _check(name, build, r"same number of rows|too few rows", answer=False)
 
 
@@ -136,6 +142,7 @@ def test_ragged_nested_lists_are_rejected(name):
         i = data.draw(st.integers(0, len(rows) - 1), label="row")
         rows[i] = rows[i][:1] if data.draw(st.booleans(), label="shorter") else rows[i] + [0.0]
         return rows, y
+
     _check(name, build, r"could not be read as an array", answer=False)
 
 
@@ -147,6 +154,7 @@ def test_wrong_rank_is_rejected(name):
         rank = data.draw(st.sampled_from([0, 3, 4]), label="rank")
         bad = np.float64(1.5) if rank == 0 else np.asarray(x).reshape((n, 2) + (1,) * (rank - 2))
         return (bad, y) if data.draw(st.booleans(), label="in x") else (x, bad)
+
     _check(name, build, r"must be 1-D or 2-D \(n, d\), got an array of rank [034]", answer=False)
 
 
@@ -154,16 +162,20 @@ def test_wrong_rank_is_rejected(name):
 def test_non_numeric_dtypes_are_rejected(name):
     def build(data, est):
         x, y = _pair(data, _n(data, est, hi=30))
-        kind = data.draw(st.sampled_from(["object", "object_none", "str", "bytes", "complex", "datetime"]),
-                         label="dtype")
+        kind = data.draw(
+            st.sampled_from(["object", "object_none", "str", "bytes", "complex", "datetime"]), label="dtype"
+        )
         x = np.asarray(x)
-        bad = {"object": lambda: x.astype(object),
-               "object_none": lambda: np.full(x.shape, None),
-               "str": lambda: x.astype(str),
-               "bytes": lambda: x.astype("S8"),
-               "complex": lambda: x + 0.5j,
-               "datetime": lambda: (x * 1000).astype("int64").astype("datetime64[s]")}[kind]()
+        bad = {
+            "object": lambda: x.astype(object),
+            "object_none": lambda: np.full(x.shape, None),
+            "str": lambda: x.astype(str),
+            "bytes": lambda: x.astype("S8"),
+            "complex": lambda: x + 0.5j,
+            "datetime": lambda: (x * 1000).astype("int64").astype("datetime64[s]"),
+        }[kind]()
         return bad, y
+
     _check(name, build, r"must have a numeric dtype|must be real-valued|could not be read", answer=False)
 
 
@@ -178,6 +190,7 @@ def test_huge_values_are_rejected(name):
         else:
             x[data.draw(st.integers(0, x.shape[0] - 1), label="row"), 0] = mag
         return x, y
+
     _check(name, build, r"magnitude above 1e\+150", answer=False)
 
 
@@ -191,6 +204,7 @@ def test_tiny_spread_is_rejected(name):
         x = np.atleast_2d(np.asarray(x).T).T * scale
         x[:, 0] += 1e-200 * np.arange(len(x))  # in case the scale flushed the column to 0 (constant)
         return x, y
+
     _check(name, build, r"vary by less than 1e-150", answer=False)
 
 
@@ -201,6 +215,7 @@ def test_zero_columns_are_rejected(name):
         x, y = _pair(data, n, dx=2, dy=2)
         which = data.draw(st.sampled_from(["x", "y", "both"]), label="which")
         return (x[:, :0] if which != "y" else x), (y[:, :0] if which != "x" else y)
+
     _check(name, build, r"has no columns \(d = 0\)", answer=False)
 
 
@@ -210,6 +225,7 @@ def test_large_values_inside_the_limit_give_an_answer(name):
     def build(data, est):
         x, y = _pair(data, _n(data, est, lo=20, hi=40))
         return np.asarray(x) * 10.0 ** data.draw(st.floats(100, 149), label="log10 scale"), y
+
     _check(name, build, None, answer=True)
 
 
@@ -221,6 +237,7 @@ def test_constant_columns_give_an_answer(name):
         cols = data.draw(st.lists(st.integers(0, x.shape[1] - 1), min_size=1, unique=True), label="cols")
         x[:, cols] = data.draw(st.floats(-1e6, 1e6), label="value")
         return x, y
+
     # Constant columns are dropped in the base class (MI is unchanged), all of x constant is MI 0.
     _check(name, build, None, answer=True, answers=("finite",))
 
@@ -236,6 +253,7 @@ def test_duplicated_rows_give_an_answer(name):
             x, y = np.resize(x, (est.min_n,) + x.shape[1:]), np.resize(y, (est.min_n,) + y.shape[1:])
         perm = np.random.default_rng(data.draw(st.integers(0, 99))).permutation(len(x))
         return x[perm], y[perm]
+
     _check(name, build, None, answer=True)
 
 
@@ -243,6 +261,7 @@ def test_duplicated_rows_give_an_answer(name):
 def test_smallest_accepted_n_gives_an_answer(name):
     def build(data, est):
         return _pair(data, est.min_n + data.draw(st.integers(0, 2), label="extra rows"))
+
     _check(name, build, None, answer=True)
 
 

@@ -7,6 +7,7 @@
 - A missing or broken checkpoint is an error, never random weights, also through the
   registered estimators that take `weights=`.
 """
+
 from __future__ import annotations
 
 import ast
@@ -19,9 +20,9 @@ import pytest
 import torch
 
 import estimators
-from estimators.testing import accepted_params
 from estimators.checkpoint import CheckpointError, card_path, load_checkpoint, read_card, save_checkpoint
 from estimators.registry import _REGISTRY
+from estimators.testing import accepted_params
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -62,6 +63,7 @@ def test_one_flipped_byte_in_the_tensor_data_is_detected(ckpt):
     data[-3] ^= 0x01  # inside the last tensor's raw bytes: still a valid safetensors file
     ckpt.write_bytes(bytes(data))
     from safetensors.torch import load_file
+
     load_file(str(ckpt))  # the format itself cannot tell: only the checksum can
     with pytest.raises(CheckpointError, match="SHA-256"):
         load_checkpoint(_model(), ckpt)
@@ -83,12 +85,15 @@ def test_tampered_card_checksum_is_detected(ckpt):
         read_card(ckpt)
 
 
-@pytest.mark.parametrize("damage, msg", [
-    ("no_weights", "weights not found"),
-    ("no_card", "card not found"),
-    ("bad_json", "not valid JSON"),
-    ("no_sha", "SHA-256"),
-])
+@pytest.mark.parametrize(
+    "damage, msg",
+    [
+        ("no_weights", "weights not found"),
+        ("no_card", "card not found"),
+        ("bad_json", "not valid JSON"),
+        ("no_sha", "SHA-256"),
+    ],
+)
 def test_missing_or_broken_parts_are_clear_errors(ckpt, damage, msg):
     if damage == "no_weights":
         ckpt.unlink()
@@ -174,8 +179,16 @@ def _unsafe_calls(source: str) -> list[str]:
         name = f"{getattr(getattr(f, 'value', None), 'id', '')}.{getattr(f, 'attr', getattr(f, 'id', ''))}"
         kw = {k.arg: k.value for k in node.keywords}
         const = lambda v: isinstance(v, ast.Constant) and v.value  # noqa: E731
-        if name in ("pickle.load", "pickle.loads", "joblib.load", "dill.load", "cloudpickle.load",
-                    "pd.read_pickle", "pandas.read_pickle", "torch.load") or name.endswith(".read_pickle"):
+        if name in (
+            "pickle.load",
+            "pickle.loads",
+            "joblib.load",
+            "dill.load",
+            "cloudpickle.load",
+            "pd.read_pickle",
+            "pandas.read_pickle",
+            "torch.load",
+        ) or name.endswith(".read_pickle"):
             if name == "torch.load" and const(kw.get("weights_only")) is True:
                 continue
             bad.append(f"line {node.lineno}: {name}")

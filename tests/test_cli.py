@@ -6,13 +6,12 @@ import numpy as np
 
 
 def _run(*args):
-    return subprocess.run([sys.executable, "-m", "estimators.cli", *args], capture_output=True, text=True,
-                          timeout=120)
+    return subprocess.run([sys.executable, "-m", "estimators.cli", *args], capture_output=True, text=True, timeout=120)
 
 
 def _data(tmp_path):
     rng = np.random.default_rng(0)
-    z = rng.multivariate_normal([0, 0, 0], [[1, .75, 0], [.75, 1, 0], [0, 0, 1]], size=1500)
+    z = rng.multivariate_normal([0, 0, 0], [[1, 0.75, 0], [0.75, 1, 0], [0, 0, 1]], size=1500)
     np.savetxt(tmp_path / "d.csv", z, delimiter=",", header="a,b,c", comments="")
     np.save(tmp_path / "d.npy", z)
 

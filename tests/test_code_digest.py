@@ -1,4 +1,5 @@
 """The code digests that make the DAG rerun a rule when a module it runs changes."""
+
 import hashlib
 from pathlib import Path
 
@@ -16,8 +17,13 @@ def rel(files):
 
 def test_corpus_rule_covers_the_families_and_nothing_of_the_estimators():
     files = rel(code_files(SCRIPTS / "build_corpus_shard.py"))
-    assert {"benchmarks/corpora.py", "estimators/synthetic/families.py", "estimators/synthetic/transforms.py",
-            "estimators/synthetic/hard_families.py", "workflow/scripts/build_corpus_shard.py"} <= files
+    assert {
+        "benchmarks/corpora.py",
+        "estimators/synthetic/families.py",
+        "estimators/synthetic/transforms.py",
+        "estimators/synthetic/hard_families.py",
+        "workflow/scripts/build_corpus_shard.py",
+    } <= files
     assert not any(f.startswith("estimators/mist") or f == "estimators/ksg.py" for f in files)
 
 
@@ -33,12 +39,19 @@ def test_an_estimate_covers_its_own_estimator_only():
 
 def test_training_rule_covers_the_model_and_the_meta_dataset():
     files = rel(code_files(SCRIPTS / "train_mist.py"))
-    assert {"estimators/mist/training.py", "estimators/mist/model.py", "estimators/mist/features.py",
-            "estimators/synthetic/metadataset.py", "estimators/synthetic/families.py"} <= files
+    assert {
+        "estimators/mist/training.py",
+        "estimators/mist/model.py",
+        "estimators/mist/features.py",
+        "estimators/synthetic/metadataset.py",
+        "estimators/synthetic/families.py",
+    } <= files
     # The library trains from its own layer: a table metric or the corpus builder never retrains a model.
     # (The job-log helper is the one benchmark-layer module a workflow script needs.)
-    assert {f for f in files if f.startswith(("benchmarks/", "devbench/"))} <= {"benchmarks/__init__.py",
-                                                                              "benchmarks/joblog.py"}
+    assert {f for f in files if f.startswith(("benchmarks/", "devbench/"))} <= {
+        "benchmarks/__init__.py",
+        "benchmarks/joblog.py",
+    }
 
 
 def test_shard_rule_covers_the_generator_not_the_training_code():
@@ -59,8 +72,10 @@ def test_digest_is_a_hash_of_the_covered_files_contents():
 
 def test_imports_inside_functions_and_relative_imports_are_followed(tmp_path):
     src = tmp_path / "fake.py"
-    src.write_text("from .features import FeatureConfig\n"
-                   "def f():\n    from estimators.synthetic import metadataset\n    import estimators.ksg\n")
+    src.write_text(
+        "from .features import FeatureConfig\n"
+        "def f():\n    from estimators.synthetic import metadataset\n    import estimators.ksg\n"
+    )
     names = _imported(src, "estimators.mist.fake")
     assert {"estimators.mist.features", "estimators.synthetic.metadataset", "estimators.ksg"} <= names
 

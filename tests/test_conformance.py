@@ -5,6 +5,7 @@ The checks are the public ones of `estimators.testing.check_estimator`, run here
 the suite stays fast; the checks are about the interface, not accuracy. The fixed bad-input
 cases (`bad_input_cases`) run in tests/test_bad_input.py, case by case.
 """
+
 import math
 
 import numpy as np
@@ -55,9 +56,12 @@ def test_check_estimator_names_the_failed_checks():
             super().__init__()
             self.params.update(params)
 
-    with pytest.raises(AssertionError, match=r"2 of 2 conformance checks failed:\n"
-                                             r"  a_misspelt_parameter_is_an_error: .*no TypeError\n"
-                                             r"  params_from_signature: .*\['stpes'\]"):
+    with pytest.raises(
+        AssertionError,
+        match=r"2 of 2 conformance checks failed:\n"
+        r"  a_misspelt_parameter_is_an_error: .*no TypeError\n"
+        r"  params_from_signature: .*\['stpes'\]",
+    ):
         check_estimator(Sloppy(stpes=3), checks=["a_misspelt_parameter_is_an_error", "params_from_signature"])
     out = check_estimator(Sloppy, checks=["output_type", "a_misspelt_parameter_is_an_error"], on_fail=None)
     assert out["output_type"] is None and "no TypeError" in out["a_misspelt_parameter_is_an_error"]

@@ -1,18 +1,28 @@
 """Corpora: determinism, sharding, stored ground truth."""
+
 import hashlib
 
 import numpy as np
 import pytest
 
 from benchmarks.corpora import build_shard, count, plan
-from estimators.synthetic.families import get_family
 from benchmarks.shards import iter_shard, read_meta
+from estimators.synthetic.families import get_family
 
-SPEC = {"seed": 11, "shards": 3, "blocks": [
-    {"split": "imd", "n": {"linspace": [10, 100, 3]}, "per_cell": 2, "dims": {"random": [2, 8]}},
-    {"split": "oomd", "families": ["multi_normal-sparse-halfcube", "multi_additive_noise-base"],
-     "n": [30], "per_cell": 1, "dims": {"grid": [2, 4]}},
-]}
+SPEC = {
+    "seed": 11,
+    "shards": 3,
+    "blocks": [
+        {"split": "imd", "n": {"linspace": [10, 100, 3]}, "per_cell": 2, "dims": {"random": [2, 8]}},
+        {
+            "split": "oomd",
+            "families": ["multi_normal-sparse-halfcube", "multi_additive_noise-base"],
+            "n": [30],
+            "per_cell": 1,
+            "dims": {"grid": [2, 4]},
+        },
+    ],
+}
 
 
 def _md5(p):
@@ -67,7 +77,7 @@ def test_bad_shard_index(tmp_path):
 def test_bmi_corpus(tmp_path):
     spec = {"kind": "bmi", "seed": 0, "shards": 1, "n": [100], "tasks": ["1v1-normal-0.75"]}
     build_shard(spec, 0, tmp_path / "b.npz")
-    (rec, x, y), = list(iter_shard(tmp_path / "b.npz"))
+    ((rec, x, y),) = list(iter_shard(tmp_path / "b.npz"))
     assert rec["true_mi"] == pytest.approx(0.4133, abs=1e-3) and x.shape == (100, 1)
     with pytest.raises(ValueError, match="unknown BMI task"):
         build_shard({**spec, "tasks": ["nope"]}, 0, tmp_path / "c.npz")
@@ -76,22 +86,37 @@ def test_bmi_corpus(tmp_path):
 def test_dims_start_at_each_familys_minimum():
     """The 2pair families need two columns: a d range or grid reaching 1 draws them from 2."""
     fams = ["multi_normal-2pair-base", "multi_normal-dense-base"]
-    spec = {"seed": 4, "shards": 1, "blocks": [
-        {"split": "imd", "families": fams, "n": [20], "dims": {"random": [1, 2]}},
-        {"split": "dgrid_imd", "families": fams, "n": [20], "dims": {"grid": [1, 2]}}]}
+    spec = {
+        "seed": 4,
+        "shards": 1,
+        "blocks": [
+            {"split": "imd", "families": fams, "n": [20], "dims": {"random": [1, 2]}},
+            {"split": "dgrid_imd", "families": fams, "n": [20], "dims": {"grid": [1, 2]}},
+        ],
+    }
     items = plan(spec)
     two_pair = [(d["split"], d["dx"]) for d in items if "2pair" in d["family"]]
     assert two_pair == [("imd", 2), ("dgrid_imd", 2)]
     assert sorted(d["dx"] for d in items if d["family"] == fams[1] and d["split"] == "dgrid_imd") == [1, 2]
-    bad = {"seed": 4, "shards": 1, "blocks": [{"split": "imd", "families": fams, "n": [20], "dims": {"random": [1, 1]}}]}
+    bad = {
+        "seed": 4,
+        "shards": 1,
+        "blocks": [{"split": "imd", "families": fams, "n": [20], "dims": {"random": [1, 1]}}],
+    }
     with pytest.raises(ValueError, match="multi_normal-2pair-base needs d >= 2"):
         plan(bad)
 
 
-@pytest.mark.parametrize("n, message", [
-    ([0, 50], "must be >= 2"), ([], "non-empty list"), ({"linspace": [10, 500, 2.9]}, "integer num"),
-    ({"linspace": [10, 12, 5]}, "sample sizes repeat"), ([30, 30], "sample sizes repeat"),
-])
+@pytest.mark.parametrize(
+    "n, message",
+    [
+        ([0, 50], "must be >= 2"),
+        ([], "non-empty list"),
+        ({"linspace": [10, 500, 2.9]}, "integer num"),
+        ({"linspace": [10, 12, 5]}, "sample sizes repeat"),
+        ([30, 30], "sample sizes repeat"),
+    ],
+)
 def test_bad_sample_sizes_are_config_errors(n, message):
     from benchmarks.config import check
 
@@ -102,11 +127,14 @@ def test_bad_sample_sizes_are_config_errors(n, message):
         check({"corpora": {"c": spec}, "estimators": {}})
 
 
-@pytest.mark.parametrize("dims, message", [
-    ({"random": [2, 4], "grid": [16]}, "exactly one of random, grid or fixed"),
-    ({"size": [2, 4]}, "exactly one of"),
-    ({"grid": [0]}, "block 'imd' has no datasets"),
-])
+@pytest.mark.parametrize(
+    "dims, message",
+    [
+        ({"random": [2, 4], "grid": [16]}, "exactly one of random, grid or fixed"),
+        ({"size": [2, 4]}, "exactly one of"),
+        ({"grid": [0]}, "block 'imd' has no datasets"),
+    ],
+)
 def test_bad_dims_are_config_errors(dims, message):
     with pytest.raises(ValueError, match=message):
         plan({"seed": 1, "shards": 1, "blocks": [{"split": "imd", "n": [50], "dims": dims}]})

@@ -3,6 +3,7 @@
 BMI (and jax) are optional here: the library generates its families without them. Tests that compare
 with BMI skip when it is not installed (`_bmi()`); the rest, including a run with `bmi` blocked, do not.
 """
+
 import ast
 import hashlib
 import math
@@ -18,8 +19,14 @@ from scipy import stats
 
 from estimators.synthetic import gaussian_tasks as gt
 from estimators.synthetic import transforms
-from estimators.synthetic.families import (FAMILIES, IMD_FAMILIES, OOMD_FAMILIES, TRAIN_FAMILIES, get_family,
-                                 split_families)
+from estimators.synthetic.families import (
+    FAMILIES,
+    IMD_FAMILIES,
+    OOMD_FAMILIES,
+    TRAIN_FAMILIES,
+    get_family,
+    split_families,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -50,7 +57,8 @@ def test_unknown_family_lists_known():
 def test_transforms_equal_bmi():
     pytest.importorskip("bmi")
     import jax.numpy as jnp
-    from bmi.benchmark.tasks.wiggly import wiggly_x as bmi_wx, wiggly_y as bmi_wy
+    from bmi.benchmark.tasks.wiggly import wiggly_x as bmi_wx
+    from bmi.benchmark.tasks.wiggly import wiggly_y as bmi_wy
     from bmi.transforms import half_cube as bmi_half_cube
 
     a = np.linspace(-6, 6, 1001)
@@ -134,18 +142,25 @@ def test_hard_oomd_split_and_spiral_equals_bmi():
     hard = split_families("hard_oomd")
     assert len(hard) >= 4 and not set(hard) & set(TRAIN_FAMILIES)
     pytest.importorskip("bmi")
+    import bmi.transforms._rotate as rt
     import jax
     import jax.numpy as jnp
-    import bmi.transforms._rotate as rt
 
     a = np.random.default_rng(1).normal(size=(50, 4))
     theirs = np.asarray(jax.vmap(rt.Spiral(rt.so_generator(4, 1, 2), speed=0.3))(jnp.asarray(a)))
     assert np.allclose(spiral(a, 0.3, 1, 2), theirs, atol=1e-5)
 
 
-@pytest.mark.parametrize("name", ["hard-spiral-normal_sparse", "hard-rotate_halfcube-normal_sparse",
-                                  "hard-coupling-student_sparse", "hard-concat-normal_additive",
-                                  "hard-student_lowdf-dense"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "hard-spiral-normal_sparse",
+        "hard-rotate_halfcube-normal_sparse",
+        "hard-coupling-student_sparse",
+        "hard-concat-normal_additive",
+        "hard-student_lowdf-dense",
+    ],
+)
 def test_hard_families_sample_and_keep_mi(name):
     rng = np.random.default_rng(4)
     dist = get_family(name).draw(5, 5, rng)
@@ -179,21 +194,35 @@ def _grid(kind: str, structure: str):
     for i, (dx, dy) in enumerate(_DIMS):
         m = min(dx, dy)
         if structure == "dense":
-            cases = [{"off_diag": o} for o in (0.0, 1e-12, 0.1, 0.4999999999, 0.5, 0.9, -0.02,
-                                                float(rng.uniform(0.0, 0.5)))]
+            cases = [
+                {"off_diag": o} for o in (0.0, 1e-12, 0.1, 0.4999999999, 0.5, 0.9, -0.02, float(rng.uniform(0.0, 0.5)))
+            ]
         elif structure == "2pair":
             if m < 2:
                 continue
             cases = [{"strength": s} for s in (*_STRENGTHS, float(rng.uniform(0.1, 5.0)))]
         elif structure == "sparse":
-            cases = [{"n_interacting": k, "strength": s} for k in sorted({0, 1, m, int(rng.integers(1, m + 1))})
-                     for s in (*_STRENGTHS, float(rng.uniform(0.1, 5.0)))]
+            cases = [
+                {"n_interacting": k, "strength": s}
+                for k in sorted({0, 1, m, int(rng.integers(1, m + 1))})
+                for s in (*_STRENGTHS, float(rng.uniform(0.1, 5.0)))
+            ]
         else:  # lvm: the range edges of paper_families.RANGES and random draws inside them
             weights = [(0.0, 0.1, 0.0, 0.1), (1.0, 3.0, 1.5, 5.0), (0.5, 1.0, 0.0, 0.1), (1.0, 0.1, 0.0, 5.0)]
-            weights += [(float(rng.uniform(0, 1)), float(rng.uniform(0.1, 3)), float(rng.uniform(0, 1.5)),
-                         float(rng.uniform(0.1, 5))) for _ in range(2)]
-            cases = [{"n_interacting": k, "alpha": a, "lambd": lam, "beta": b, "eta": e}
-                     for k in sorted({0, 1, m}) for a, lam, b, e in weights]
+            weights += [
+                (
+                    float(rng.uniform(0, 1)),
+                    float(rng.uniform(0.1, 3)),
+                    float(rng.uniform(0, 1.5)),
+                    float(rng.uniform(0.1, 5)),
+                )
+                for _ in range(2)
+            ]
+            cases = [
+                {"n_interacting": k, "alpha": a, "lambd": lam, "beta": b, "eta": e}
+                for k in sorted({0, 1, m})
+                for a, lam, b, e in weights
+            ]
         for j, p in enumerate(cases):
             if kind == "student":  # every df somewhere, two per case
                 p = {**p, "df": _DFS[(i + j) % len(_DFS)]}
@@ -202,8 +231,11 @@ def _grid(kind: str, structure: str):
             yield dx, dy, p
 
 
-@pytest.mark.parametrize("kind,structure", [("normal", s) for s in ("dense", "sparse", "2pair", "lvm")]
-                         + [("student", s) for s in ("dense", "sparse", "2pair")])
+@pytest.mark.parametrize(
+    "kind,structure",
+    [("normal", s) for s in ("dense", "sparse", "2pair", "lvm")]
+    + [("student", s) for s in ("dense", "sparse", "2pair")],
+)
 def test_gaussian_tasks_equal_bmi_bit_for_bit(kind, structure):
     mn, st = _bmi()
     if kind == "normal":
@@ -222,8 +254,7 @@ def test_gaussian_tasks_equal_bmi_bit_for_bit(kind, structure):
             continue
         m, mi = ours(structure, dx, dy, **p)
         n += 1
-        if not (type(mi) is float and mi == theirs_mi and m.dtype == theirs_m.dtype
-                and np.array_equal(m, theirs_m)):
+        if not (type(mi) is float and mi == theirs_mi and m.dtype == theirs_m.dtype and np.array_equal(m, theirs_m)):
             bad.append((dx, dy, p, mi, theirs_mi, float(np.max(np.abs(m - theirs_m)))))
     assert not bad, f"{len(bad)} of {n} differ from BMI, e.g. {bad[:3]}"
     assert n > 150
@@ -253,8 +284,11 @@ def test_family_ground_truth_and_matrix_equal_bmi(name):
         p = dict(d.params)
         if name.startswith(("multi_normal", "multi_student")):
             base, structure = name.split("-")[:2]
-            maker = (getattr(mn, f"task_multinormal_{structure}") if base == "multi_normal"
-                     else getattr(st, f"task_student_{structure}"))
+            maker = (
+                getattr(mn, f"task_multinormal_{structure}")
+                if base == "multi_normal"
+                else getattr(st, f"task_student_{structure}")
+            )
             task = maker(dx, dy, **p)
             g = _gaussian_base(d)
             theirs = task.sampler._covariance if base == "multi_normal" else task.sampler._dispersion
@@ -281,17 +315,52 @@ def test_family_ground_truth_and_matrix_equal_bmi(name):
 # det and may move in the last bits with another BLAS build (as BMI's own would); here it is ==.
 _PINNED = [
     ("normal", "dense", 3, 5, {"off_diag": 0.3}, "5d316fce5f67ad4225a5b55ca9d70bf4", "0x1.ef57eb46d3980p-3"),
-    ("normal", "sparse", 7, 4, {"n_interacting": 3, "strength": 1.7}, "8a0e6065786084a5d0b7b3072ea9efd0",
-     "0x1.344a80ac8f938p+0"),
+    (
+        "normal",
+        "sparse",
+        7,
+        4,
+        {"n_interacting": 3, "strength": 1.7},
+        "8a0e6065786084a5d0b7b3072ea9efd0",
+        "0x1.344a80ac8f938p+0",
+    ),
     ("normal", "2pair", 2, 9, {"strength": 0.4}, "56e3c6c9d00072bab053cfeb0421a070", "0x1.3ab556c5b1c00p-6"),
-    ("normal", "lvm", 6, 6, {"n_interacting": 2, "alpha": 0.6, "lambd": 2.2, "beta": 1.1, "eta": 0.7},
-     "d3729533fa35d871bcc8b5436dcd3578", "0x1.05da0c19998e0p+0"),
-    ("student", "dense", 1, 1, {"df": 0.5, "off_diag": 0.45}, "df725f4c06b410ee18b576ef71c8b622",
-     "0x1.37a96ce4c7518p-1"),
-    ("student", "sparse", 32, 32, {"df": 3.3, "n_interacting": 32, "strength": 4.9},
-     "8805d611c27f746591a6282119f70d45", "0x1.4d81e025030f9p+5"),
-    ("student", "2pair", 5, 3, {"df": 9.0, "strength": 2.0}, "b203f1970bca319ad1da2dfefaefbfdc",
-     "0x1.12cb7ae4617b8p+0"),
+    (
+        "normal",
+        "lvm",
+        6,
+        6,
+        {"n_interacting": 2, "alpha": 0.6, "lambd": 2.2, "beta": 1.1, "eta": 0.7},
+        "d3729533fa35d871bcc8b5436dcd3578",
+        "0x1.05da0c19998e0p+0",
+    ),
+    (
+        "student",
+        "dense",
+        1,
+        1,
+        {"df": 0.5, "off_diag": 0.45},
+        "df725f4c06b410ee18b576ef71c8b622",
+        "0x1.37a96ce4c7518p-1",
+    ),
+    (
+        "student",
+        "sparse",
+        32,
+        32,
+        {"df": 3.3, "n_interacting": 32, "strength": 4.9},
+        "8805d611c27f746591a6282119f70d45",
+        "0x1.4d81e025030f9p+5",
+    ),
+    (
+        "student",
+        "2pair",
+        5,
+        3,
+        {"df": 9.0, "strength": 2.0},
+        "b203f1970bca319ad1da2dfefaefbfdc",
+        "0x1.12cb7ae4617b8p+0",
+    ),
 ]
 
 
@@ -322,8 +391,13 @@ def test_no_bmi_import_in_the_library():
     found = []
     for f in sorted((REPO / "estimators").rglob("*.py")):
         for node in ast.walk(ast.parse(f.read_text(), str(f))):
-            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
-                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+                if isinstance(node, ast.ImportFrom)
+                else []
+            )
             found += [f"{f.relative_to(REPO)}:{node.lineno}" for n in names if n.split(".")[0] in ("bmi", "jax")]
     assert not found
 
@@ -357,8 +431,13 @@ def test_every_family_draws_with_bmi_blocked(tmp_path):
     blocked = "import sys; sys.modules['bmi'] = None; sys.modules['jax'] = None\n"
     out = []
     for tag, prelude in (("blocked", blocked), ("plain", "")):
-        r = subprocess.run([sys.executable, "-c", prelude + _FAMILY_RUN, str(tmp_path / f"{tag}.npz")],
-                           cwd=REPO, capture_output=True, text=True, timeout=600)
+        r = subprocess.run(
+            [sys.executable, "-c", prelude + _FAMILY_RUN, str(tmp_path / f"{tag}.npz")],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
         assert r.returncode == 0, r.stderr[-3000:]
         out.append(r.stdout.strip())
     assert len(out[0]) == 64 and out[0] == out[1]

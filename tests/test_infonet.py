@@ -1,4 +1,5 @@
 """InfoNet: network shape and invariance, bilinear read-out, checkpoints, shipped weights."""
+
 import json
 import math
 
@@ -9,8 +10,7 @@ import torch
 import estimators
 from estimators.checkpoint import CheckpointError, save_checkpoint
 from estimators.infonet.adapter import SHIPPED_WEIGHTS, InfoNetEstimator, to_grid
-from estimators.infonet.data import (MixtureSpec, mixture_mi_mc, rank_to_grid, sample_mixture_params,
-                                     training_batch)
+from estimators.infonet.data import MixtureSpec, mixture_mi_mc, rank_to_grid, sample_mixture_params, training_batch
 from estimators.infonet.model import InfoNet, bilinear, dv_readout
 from estimators.infonet.training import resolve_params, train
 
@@ -29,8 +29,12 @@ def _np_bilinear(table, x, y):
     i0 = np.clip(np.floor(fx).astype(int), 0, g - 2)
     j0 = np.clip(np.floor(fy).astype(int), 0, g - 2)
     tx, ty = fx - i0, fy - j0
-    return ((1 - tx) * (1 - ty) * table[i0, j0] + tx * (1 - ty) * table[i0 + 1, j0]
-            + (1 - tx) * ty * table[i0, j0 + 1] + tx * ty * table[i0 + 1, j0 + 1])
+    return (
+        (1 - tx) * (1 - ty) * table[i0, j0]
+        + tx * (1 - ty) * table[i0 + 1, j0]
+        + (1 - tx) * ty * table[i0, j0 + 1]
+        + tx * ty * table[i0 + 1, j0 + 1]
+    )
 
 
 # -- model ---------------------------------------------------------------------------------
@@ -55,8 +59,10 @@ def test_bilinear_matches_reference_and_axes():
     got = bilinear(torch.tensor(table)[None], torch.tensor(x)[None], torch.tensor(y)[None])[0].numpy()
     np.testing.assert_allclose(got, _np_bilinear(table, x, y), atol=1e-10)
     # exact at the grid nodes, with axis 0 = x and axis 1 = y
-    node = (torch.tensor([[-1.0 + 2 * 2 / 6]], dtype=torch.float64),
-            torch.tensor([[-1.0 + 2 * 5 / 6]], dtype=torch.float64))
+    node = (
+        torch.tensor([[-1.0 + 2 * 2 / 6]], dtype=torch.float64),
+        torch.tensor([[-1.0 + 2 * 5 / 6]], dtype=torch.float64),
+    )
     got = bilinear(torch.tensor(table)[None], *node).item()
     assert got == pytest.approx(table[2, 5]) and got != pytest.approx(table[5, 2])
     # a bilinear function is reproduced exactly anywhere
@@ -72,14 +78,19 @@ def test_dv_readout_formula():
     table = rng.normal(size=(5, 5))
     x, y = rng.uniform(-1, 1, 30), rng.uniform(-1, 1, 30)
     perms = np.stack([rng.permutation(30) for _ in range(3)])
-    got = dv_readout(torch.tensor(table)[None], torch.tensor(x)[None], torch.tensor(y)[None],
-                     torch.tensor(perms)).item()
+    got = dv_readout(
+        torch.tensor(table)[None], torch.tensor(x)[None], torch.tensor(y)[None], torch.tensor(perms)
+    ).item()
     joint = _np_bilinear(table, x, y).mean()
     marg = np.concatenate([_np_bilinear(table, x, y[p]) for p in perms])
     assert got == pytest.approx(joint - np.log(np.exp(marg).mean()), abs=1e-10)
     # a constant critic carries no information
-    const = dv_readout(torch.full((1, 5, 5), 3.0, dtype=torch.float64), torch.tensor(x)[None],
-                       torch.tensor(y)[None], torch.tensor(perms)).item()
+    const = dv_readout(
+        torch.full((1, 5, 5), 3.0, dtype=torch.float64),
+        torch.tensor(x)[None],
+        torch.tensor(y)[None],
+        torch.tensor(perms),
+    ).item()
     assert const == pytest.approx(0.0, abs=1e-12)
 
 
@@ -94,10 +105,10 @@ def test_mixture_stream_and_mc_truth():
     assert enc.min() > -1 and enc.max() < 1
     # Monte-Carlo MI of a single Gaussian component equals the analytic value
     rho = 0.8
-    chol = torch.tensor([[1.0, 0.0], [rho, math.sqrt(1 - rho ** 2)]])
+    chol = torch.tensor([[1.0, 0.0], [rho, math.sqrt(1 - rho**2)]])
     single = {"weights": torch.ones(1, 1), "means": torch.zeros(1, 1, 2), "chol": chol[None, None]}
     mi, se = mixture_mi_mc(single, 40_000, g)
-    assert abs(mi[0] - (-0.5 * math.log(1 - rho ** 2))) < 4 * se[0] + 1e-3
+    assert abs(mi[0] - (-0.5 * math.log(1 - rho**2))) < 4 * se[0] + 1e-3
 
 
 def test_rank_maps_fill_the_grid():
@@ -130,8 +141,13 @@ def test_missing_and_corrupt_checkpoints_raise(tmp_path):
 
 def test_train_writes_loadable_checkpoint(tmp_path):
     w, log = tmp_path / "t.safetensors", tmp_path / "loss.csv"
-    card = train({**TINY, "steps": 3, "n_min": 20, "n_max": 40, "batch_size": 2, "log_every": 1,
-                  "val_seeds": 1, "null_reps": 1}, w, log, device="cpu", progress=False)
+    card = train(
+        {**TINY, "steps": 3, "n_min": 20, "n_max": 40, "batch_size": 2, "log_every": 1, "val_seeds": 1, "null_reps": 1},
+        w,
+        log,
+        device="cpu",
+        progress=False,
+    )
     assert card["steps"] == 3 and card["architecture"]["grid"] == 9
     saved = json.loads(w.with_suffix(".json").read_text())
     assert {"gauss_mae", "gauss_spearman"} <= set(saved["validation"])
@@ -148,9 +164,13 @@ def test_train_writes_loadable_checkpoint(tmp_path):
     corrected = InfoNetEstimator(weights=w).estimate(x, y).mi  # corrected by default
     assert corrected == pytest.approx(plain - offset, abs=1e-9)
     # fine-tuning from it counts its steps
-    card2 = train({**TINY, "steps": 1, "n_min": 20, "n_max": 40, "batch_size": 2, "val_seeds": 1, "null_reps": 1,
-                   "init": str(w)},
-                  tmp_path / "t2.safetensors", tmp_path / "loss2.csv", device="cpu", progress=False)
+    card2 = train(
+        {**TINY, "steps": 1, "n_min": 20, "n_max": 40, "batch_size": 2, "val_seeds": 1, "null_reps": 1, "init": str(w)},
+        tmp_path / "t2.safetensors",
+        tmp_path / "loss2.csv",
+        device="cpu",
+        progress=False,
+    )
     assert card2["total_steps"] == 4 and card2["init"]["sha256"] == saved["sha256"]
 
 

@@ -1,4 +1,5 @@
 """The adapter interface, validation and registry."""
+
 import numpy as np
 import pytest
 
@@ -41,17 +42,20 @@ def test_duplicate_registration_rejected():
         register(A)
 
 
-@pytest.mark.parametrize("x, y, msg", [
-    (np.full((20, 1), np.nan), np.zeros((20, 1)), "NaN or inf"),
-    (np.ones((20, 1)) * np.inf, np.zeros((20, 1)), "NaN or inf"),
-    (np.zeros((20, 1)), np.zeros((19, 1)), "same number of rows"),
-    (np.zeros((20, 1, 1)), np.zeros((20, 1)), "rank 3"),
-    (np.zeros((20, 0)), np.zeros((20, 1)), "no columns"),
-    (np.array([["a"]] * 20, dtype=object), np.zeros((20, 1)), "numeric dtype"),
-    (np.full((20, 1), 1e300), np.zeros((20, 1)), "magnitude"),
-    ("abc", np.zeros((20, 1)), "numeric array"),
-    (np.zeros((2, 1)), np.zeros((2, 1)), "too few rows"),
-])
+@pytest.mark.parametrize(
+    "x, y, msg",
+    [
+        (np.full((20, 1), np.nan), np.zeros((20, 1)), "NaN or inf"),
+        (np.ones((20, 1)) * np.inf, np.zeros((20, 1)), "NaN or inf"),
+        (np.zeros((20, 1)), np.zeros((19, 1)), "same number of rows"),
+        (np.zeros((20, 1, 1)), np.zeros((20, 1)), "rank 3"),
+        (np.zeros((20, 0)), np.zeros((20, 1)), "no columns"),
+        (np.array([["a"]] * 20, dtype=object), np.zeros((20, 1)), "numeric dtype"),
+        (np.full((20, 1), 1e300), np.zeros((20, 1)), "magnitude"),
+        ("abc", np.zeros((20, 1)), "numeric array"),
+        (np.zeros((2, 1)), np.zeros((2, 1)), "too few rows"),
+    ],
+)
 def test_validation_messages(x, y, msg):
     with pytest.raises(ValueError, match=msg):
         estimators.get("ksg").estimate(x, y)

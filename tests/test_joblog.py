@@ -1,4 +1,5 @@
 """A failing workflow job leaves its traceback in the log Snakemake points to."""
+
 import sys
 
 import pytest

@@ -1,4 +1,5 @@
 """KSG and the Gaussian (CCA) reference against BMI and against analytic MI."""
+
 import re
 
 import numpy as np
@@ -8,8 +9,14 @@ from bmi.estimators import CCAMutualInformationEstimator, KSGEnsembleFirstEstima
 
 import estimators
 
-TASKS = ["1v1-normal-0.75", "multinormal-dense-5-5-0.5", "multinormal-sparse-3-3-2-2.0",
-         "student-identity-2-2-2", "half_cube-multinormal-sparse-5-5-2-2.0", "1v1-additive-0.75"]
+TASKS = [
+    "1v1-normal-0.75",
+    "multinormal-dense-5-5-0.5",
+    "multinormal-sparse-3-3-2-2.0",
+    "student-identity-2-2-2",
+    "half_cube-multinormal-sparse-5-5-2-2.0",
+    "1v1-additive-0.75",
+]
 
 
 def _sample(task_id, n, seed):
@@ -70,7 +77,7 @@ def test_ksg_unclipped_and_unstandardised_options():
 
 def test_ksg_analytic_bivariate_gaussian(gaussian_pair):
     x, y = gaussian_pair(10_000, seed=0)
-    truth = -0.5 * np.log(1 - 0.75 ** 2)
+    truth = -0.5 * np.log(1 - 0.75**2)
     assert abs(estimators.get("ksg").estimate(x, y).mi - truth) < 0.02
     assert abs(estimators.get("ksg", metric="chebyshev").estimate(x, y).mi - truth) < 0.02
 
@@ -115,7 +122,7 @@ def test_ksg_bootstrap_interval_holds_its_own_estimate():
     percentiles lay entirely below the full-sample estimate. The interval is centred on it."""
     rng = np.random.default_rng(3)
     x = rng.standard_normal((600, 5))
-    y = 0.95 * x + np.sqrt(1 - 0.95 ** 2) * rng.standard_normal((600, 5))
+    y = 0.95 * x + np.sqrt(1 - 0.95**2) * rng.standard_normal((600, 5))
     est = estimators.get("ksg", n_bootstrap=30, level=0.9, seed=1).estimate(x, y)
     assert est.lower < est.mi < est.upper
     q = est.quantiles

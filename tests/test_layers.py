@@ -3,6 +3,7 @@
 Read statically from the source (every `import`, also inside functions), so a lazy import
 cannot hide a dependency that runs later.
 """
+
 from __future__ import annotations
 
 import ast
@@ -35,8 +36,9 @@ def _python_of(path: Path) -> str:
     """The Python lines of a Snakemake file: its import statements (rules' own syntax is not Python)."""
     if path.suffix == ".py":
         return path.read_text()
-    return "\n".join(line.strip() for line in path.read_text().splitlines()
-                     if line.strip().startswith(("import ", "from ")))
+    return "\n".join(
+        line.strip() for line in path.read_text().splitlines() if line.strip().startswith(("import ", "from "))
+    )
 
 
 def imports(path: Path, module: str | None = None) -> list[tuple[str, bool]]:
@@ -96,7 +98,7 @@ def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
         state[node] = "open"
         for nxt in sorted(graph.get(node, ())):
             if state.get(nxt) == "open":
-                found.append(stack[stack.index(nxt):] + [nxt])
+                found.append(stack[stack.index(nxt) :] + [nxt])
             elif nxt not in state:
                 visit(nxt, stack + [nxt])
         state[node] = "done"

@@ -1,4 +1,5 @@
 """MIST / MIST_QR: invariances, any dims, quantiles, checkpoints, shipped accuracy, meta-dataset."""
+
 from __future__ import annotations
 
 import json
@@ -10,14 +11,14 @@ import pytest
 import torch
 
 import estimators
-from estimators.synthetic import metadataset
-from estimators.synthetic.families import IMD_FAMILIES, OOMD_FAMILIES, TRAIN_FAMILIES
 from estimators.checkpoint import CheckpointError
+from estimators.mist import training
 from estimators.mist.adapter import WEIGHTS_DIR
 from estimators.mist.features import FeatureConfig, dataset_features
 from estimators.mist.model import Architecture, MISTNet
-from estimators.mist import training
 from estimators.mist.training import pinball
+from estimators.synthetic import metadataset
+from estimators.synthetic.families import IMD_FAMILIES, OOMD_FAMILIES, TRAIN_FAMILIES
 
 torch.set_num_threads(1)
 
@@ -27,8 +28,8 @@ def gaussian_pair(n, dx, dy, rho, seed=0):
     x = rng.standard_normal((n, dx))
     k = min(dx, dy)
     y = rng.standard_normal((n, dy))
-    y[:, :k] = rho * x[:, :k] + np.sqrt(1 - rho ** 2) * y[:, :k]
-    return x, y, -0.5 * k * np.log(1 - rho ** 2)
+    y[:, :k] = rho * x[:, :k] + np.sqrt(1 - rho**2) * y[:, :k]
+    return x, y, -0.5 * k * np.log(1 - rho**2)
 
 
 @pytest.fixture(scope="module")
@@ -42,6 +43,7 @@ def mist_qr():
 
 
 # -- invariances and shapes ---------------------------------------------------
+
 
 @pytest.mark.parametrize("n", [50, 400])  # 400 > max_rows exercises the row subsample
 def test_permutation_invariance(mist, n):
@@ -75,6 +77,7 @@ def test_row_order_invariance_holds_for_point_symmetric_samples(mist, half, dx, 
 def test_row_subsample_ignores_the_order_of_tied_rows():
     # n > max_rows with discrete values: distinct rows tie on the subsample's sort key.
     from estimators.mist.features import _row_order
+
     key = np.array([1.0, 0.0, 1.0, 1.0])
     cols = np.array([[3.0], [9.0], [2.0], [5.0]])
     order = _row_order(key, lambda: (cols,))
@@ -85,6 +88,7 @@ def test_row_subsample_ignores_the_order_of_tied_rows():
 
 def test_standardise_keeps_tiny_columns_that_vary():
     from estimators.mist.features import _standardise
+
     a = np.random.default_rng(0).standard_normal((20, 2))
     assert np.allclose(_standardise(a * 1e-13), _standardise(a))
     const = np.full((20, 1), 1e6)
@@ -154,8 +158,8 @@ def test_radial_stats_separate_student_from_gaussian_and_swap_exactly():
 
 
 def test_block_stats_read_dense_dependence_from_few_rows_and_swap_exactly():
-    from estimators.synthetic.families import get_family
     from estimators.mist.features import swap_view
+    from estimators.synthetic.families import get_family
 
     cfg = FeatureConfig(shrink=0.1, pair_stats=True, radial_stats=True, block_stats=True)
     assert cfg.context_dim == FeatureConfig(shrink=0.1, pair_stats=True, radial_stats=True).context_dim + 9
@@ -188,17 +192,17 @@ def test_raw_stats_see_near_determinism_that_ranks_cannot():
     noise = rng.standard_normal((10, 1))
     ctxs = []
     for rho in (0.999, 0.99999):
-        x, y = np.c_[z, extra[:, :3]], np.c_[rho * z + np.sqrt(1 - rho ** 2) * noise, extra[:, 3:]]
+        x, y = np.c_[z, extra[:, :3]], np.c_[rho * z + np.sqrt(1 - rho**2) * noise, extra[:, 3:]]
         assert (np.argsort(x[:, 0]) == np.argsort(y[:, 0])).all()  # same ranks at both rho
         tok, ctx, _ = dataset_features(x, y, cfg)
-        assert np.array_equal(ctx[:base.context_dim], dataset_features(x, y, base)[1])  # appended only
+        assert np.array_equal(ctx[: base.context_dim], dataset_features(x, y, base)[1])  # appended only
         assert np.allclose(swap_view(tok, ctx, cfg)[1], dataset_features(y, x, cfg)[1], atol=1e-6)
         # invariant to row order and to an affine map of each column, not to a monotone one
         p = rng.permutation(10)
         assert np.allclose(dataset_features(x[p] * 3 - 1, y[p], cfg)[1], ctx, atol=1e-5)
         ctxs.append(ctx)
     lo, hi = ctxs
-    assert np.array_equal(lo[:base.context_dim], hi[:base.context_dim])  # ranks: no difference at all
+    assert np.array_equal(lo[: base.context_dim], hi[: base.context_dim])  # ranks: no difference at all
     raw = base.context_dim
     top_lo, top_hi = (2.0 * c[raw + 2] for c in ctxs)  # the strongest raw pair's Gaussian MI
     assert abs(top_lo - 3.1) < 0.8 and top_hi > top_lo + 0.8
@@ -221,7 +225,7 @@ def test_raw_max_n_limits_raw_stats_to_small_samples():
         y = x[:, :2] + 0.3 * rng.standard_normal((n, 2))
         tok, ctx, g = dataset_features(x, y, capped)
         tok0, ctx0, g0 = dataset_features(x, y, full)
-        assert np.array_equal(tok, tok0) and g == g0 and np.array_equal(ctx[:raw.start], ctx0[:raw.start])
+        assert np.array_equal(tok, tok0) and g == g0 and np.array_equal(ctx[: raw.start], ctx0[: raw.start])
         if n <= 40:
             assert np.array_equal(ctx[raw], ctx0[raw])
         else:
@@ -245,10 +249,10 @@ def test_align_stats_read_the_pairing_of_x_i_with_y_i():
     y = np.c_[x[:, :3] + 0.2 * rng.standard_normal((10, 3)), rng.standard_normal((10, 9))]
     tok, ctx, g = dataset_features(x, y, cfg)
     tok0, ctx0, g0 = dataset_features(x, y, base)
-    assert np.array_equal(tok, tok0) and g == g0 and np.array_equal(ctx[:base.context_dim], ctx0)
+    assert np.array_equal(tok, tok0) and g == g0 and np.array_equal(ctx[: base.context_dim], ctx0)
     al = slice(base.context_dim, None)
     shuffled = dataset_features(x, y[:, [5, 9, 1, 7, 3, 11, 0, 4, 8, 2, 10, 6]], cfg)[1]
-    assert np.allclose(shuffled[:base.context_dim], ctx[:base.context_dim], atol=1e-5)
+    assert np.allclose(shuffled[: base.context_dim], ctx[: base.context_dim], atol=1e-5)
     assert ctx[al][0] > shuffled[al][0] + 0.2  # summed Gaussian MI of the aligned pairs
     assert ctx[al][3] == 0.25 > shuffled[al][3]  # share of pairs with n r^2 > 4: the 3 of 12 coupled ones
     assert np.allclose(swap_view(tok, ctx, cfg)[1], dataset_features(y, x, cfg)[1], atol=1e-6)
@@ -269,6 +273,7 @@ def test_align_shuffle_is_training_augmentation_only():
     want = dataset_features(x, y[:, p], FeatureConfig(align_stats=True))[1]
     got = dataset_features(x, y, cfg, np.random.default_rng(3))[1]
     from estimators.mist.features import ALIGN_STATS
+
     al = slice(cfg.context_dim - ALIGN_STATS, None)
     assert np.allclose(got[al], want[al]) and got[al][0] < plain[al][0]
     for bad in ({"align_shuffle": 0.5}, {"align_stats": True, "align_shuffle": 1.5}):
@@ -286,8 +291,11 @@ def test_init_weights_without_align_stats_are_widened_to_the_same_predictions(tm
 
     for quantile in (False, True):
         kind = "mist_qr" if quantile else "mist"
-        train({**_TINY, "max_steps": 2, "quantile": quantile, "calibrate": False},
-              tmp_path / f"{kind}.safetensors", tmp_path / f"{kind}.csv")
+        train(
+            {**_TINY, "max_steps": 2, "quantile": quantile, "calibrate": False},
+            tmp_path / f"{kind}.safetensors",
+            tmp_path / f"{kind}.csv",
+        )
         old = estimators.get(kind, weights=str(tmp_path / f"{kind}.safetensors"), swap_average=False)
         p = merge_params({**_TINY, "quantile": quantile, "features": {"align_stats": True, "align_shuffle": 0.3}})
         model, fcfg = build_model(p)
@@ -308,19 +316,21 @@ def test_features_copula_invariant_to_monotone_maps():
     x, y, _ = gaussian_pair(100, 3, 3, 0.7)
     cfg = FeatureConfig()
     t1, c1, g1 = dataset_features(x, y, cfg)
-    t2, c2, g2 = dataset_features(np.sinh(x) * 3 + 1, y ** 3, cfg)
+    t2, c2, g2 = dataset_features(np.sinh(x) * 3 + 1, y**3, cfg)
     assert np.allclose(t1, t2, atol=1e-5) and np.allclose(c1, c2, atol=1e-6)
-    t3, c3, g3 = dataset_features(np.sinh(x) * 3 + 1, y ** 3, FeatureConfig(normalisation="standard"))
+    t3, c3, g3 = dataset_features(np.sinh(x) * 3 + 1, y**3, FeatureConfig(normalisation="standard"))
     assert not np.allclose(g1, g3, atol=1e-3)
 
 
 # -- quantiles ----------------------------------------------------------------
 
+
 def test_quantiles_do_not_cross(mist_qr):
     rng = np.random.default_rng(3)
-    data = [gaussian_pair(int(n), int(d), int(d), float(r), seed=i)[:2]
-            for i, (n, d, r) in enumerate(zip(rng.integers(10, 500, 12), rng.integers(1, 33, 12),
-                                               rng.uniform(0, 0.99, 12)))]
+    data = [
+        gaussian_pair(int(n), int(d), int(d), float(r), seed=i)[:2]
+        for i, (n, d, r) in enumerate(zip(rng.integers(10, 500, 12), rng.integers(1, 33, 12), rng.uniform(0, 0.99, 12)))
+    ]
     for e in mist_qr.estimate_batch(data):
         qs = [e.quantiles[t] for t in sorted(e.quantiles)]
         assert np.all(np.diff(qs) >= 0)
@@ -339,6 +349,7 @@ def test_pinball_loss_values():
 
 # -- batching -------------------------------------------------------------------
 
+
 def test_batch_equals_single(mist):
     data = [gaussian_pair(n, d, d, 0.5, seed=n)[:2] for n, d in [(40, 2), (40, 9), (120, 3), (500, 16)]]
     batch = [e.mi for e in mist.estimate_batch(data)]
@@ -347,6 +358,7 @@ def test_batch_equals_single(mist):
 
 
 # -- checkpoints --------------------------------------------------------------
+
 
 def test_missing_checkpoint_is_an_error(tmp_path):
     with pytest.raises(CheckpointError, match="not found"):
@@ -389,6 +401,7 @@ def test_bad_input_errors(mist):
 
 
 # -- shipped weights are accurate -----------------------------------------------
+
 
 @pytest.mark.parametrize("name", ["mist", "mist_qr"])
 def test_shipped_weights_accurate_on_gaussians(name):
@@ -458,13 +471,16 @@ def test_shard_batches_share_one_n_and_cover_each_block_once_per_epoch(tmp_path)
     for epoch in epochs:
         assert all(len(b) == 4 and len({d["n"] for d in b}) == 1 for b in epoch)
         assert sorted(round(b[0]["mi"], 9) for b in epoch) == sorted(
-            round(d["mi"], 9) for p in paths for i, d in enumerate(metadataset.read_shard(p)) if i % 4 == 0)
+            round(d["mi"], 9) for p in paths for i, d in enumerate(metadataset.read_shard(p)) if i % 4 == 0
+        )
     assert [b[0]["mi"] for b in epochs[0]] != [b[0]["mi"] for b in epochs[1]]  # a new order each epoch
     again = metadataset.shard_batches(paths, spec, seed=0)
     assert all(np.array_equal(next(again)[1]["x"], b[1]["x"]) for b in epochs[0])
     # Two data workers read one shard each.
-    parts = [{round(next(it)[0]["mi"], 9) for _ in range(3)}
-             for it in (metadataset.shard_batches(paths, spec, 0, (w, 2)) for w in (0, 1))]
+    parts = [
+        {round(next(it)[0]["mi"], 9) for _ in range(3)}
+        for it in (metadataset.shard_batches(paths, spec, 0, (w, 2)) for w in (0, 1))
+    ]
     assert len(parts[0]) == len(parts[1]) == 3 and not parts[0] & parts[1]
     with pytest.raises(ValueError, match="at most 2 workers"):
         next(metadataset.shard_batches(paths, spec, 0, (2, 3)))
@@ -491,12 +507,20 @@ def test_shards_of_another_spec_or_a_bad_set_are_clear_errors(tmp_path):
             metadataset.full_spec(dict(SMALL, **{key: bad}))
 
 
-@pytest.mark.parametrize("key, bad, message", [
-    ("n", [0, 500], "n must be \\[lo, hi\\]"), ("n", [50, 10], "n must be"), ("n_small", [1.5, 9], "n_small must"),
-    ("d", [0, 4], "d must be"), ("p_unequal", 3, "p_unequal is a probability"),
-    ("n_small_frac", -0.1, "n_small_frac is a probability"), ("val_n_step", 0, "val_n_step must be an integer"),
-    ("val_size", 0, "val_size must be"), ("families", [], "families is empty"),
-])
+@pytest.mark.parametrize(
+    "key, bad, message",
+    [
+        ("n", [0, 500], "n must be \\[lo, hi\\]"),
+        ("n", [50, 10], "n must be"),
+        ("n_small", [1.5, 9], "n_small must"),
+        ("d", [0, 4], "d must be"),
+        ("p_unequal", 3, "p_unequal is a probability"),
+        ("n_small_frac", -0.1, "n_small_frac is a probability"),
+        ("val_n_step", 0, "val_n_step must be an integer"),
+        ("val_size", 0, "val_size must be"),
+        ("families", [], "families is empty"),
+    ],
+)
 def test_meta_dataset_spec_values_are_checked(key, bad, message):
     with pytest.raises(ValueError, match=message):
         metadataset.train_families(metadataset.full_spec(dict(SMALL, **{key: bad})))
@@ -554,9 +578,21 @@ def test_metadataset_reaches_d_1_and_respects_family_minimum():
 def test_training_smoke_writes_loadable_checkpoint(tmp_path):
     from estimators.mist.training import train
 
-    card = train({"max_steps": 3, "max_minutes": 5, "val_every": 2, "batch_size": 8, "workers": 0,
-                  "data": {"val_size": 8, "n": [10, 40], "d": [2, 4]}, "model": {"width": 16, "heads": 2},
-                  "quantile": True, "calib_size": 10}, tmp_path / "q.safetensors", tmp_path / "q.csv")
+    card = train(
+        {
+            "max_steps": 3,
+            "max_minutes": 5,
+            "val_every": 2,
+            "batch_size": 8,
+            "workers": 0,
+            "data": {"val_size": 8, "n": [10, 40], "d": [2, 4]},
+            "model": {"width": 16, "heads": 2},
+            "quantile": True,
+            "calib_size": 10,
+        },
+        tmp_path / "q.safetensors",
+        tmp_path / "q.csv",
+    )
     assert card["kind"] == "mist_qr" and card["training"]["final_step"] == 3
     assert card["calibration"]["spread_scale"] >= 1.0
     est = estimators.get("mist_qr", weights=str(tmp_path / "q.safetensors"))
@@ -565,8 +601,16 @@ def test_training_smoke_writes_loadable_checkpoint(tmp_path):
     assert rows[0].startswith("step,") and len(rows) >= 2
 
 
-_TINY = {"max_steps": 4, "max_minutes": 5, "val_every": 2, "batch_size": 8, "workers": 0, "seed": 3,
-         "data": {"val_size": 8, "n": [10, 40], "d": [2, 4]}, "model": {"width": 16, "heads": 2}}
+_TINY = {
+    "max_steps": 4,
+    "max_minutes": 5,
+    "val_every": 2,
+    "batch_size": 8,
+    "workers": 0,
+    "seed": 3,
+    "data": {"val_size": 8, "n": [10, 40], "d": [2, 4]},
+    "model": {"width": 16, "heads": 2},
+}
 
 
 @pytest.mark.parametrize("workers", [0, 1])
@@ -707,9 +751,17 @@ def test_training_ema_saves_the_average(tmp_path):
     from estimators.checkpoint import load_checkpoint
     from estimators.mist.training import build_model, merge_params, train
 
-    params = {"max_steps": 4, "max_minutes": 5, "val_every": 100, "batch_size": 8, "workers": 0, "lr": 1e-2,
-              "data": {"val_size": 8, "n": [10, 40], "d": [2, 4]}, "model": {"width": 16, "heads": 2},
-              "ema_decay": 0.5}
+    params = {
+        "max_steps": 4,
+        "max_minutes": 5,
+        "val_every": 100,
+        "batch_size": 8,
+        "workers": 0,
+        "lr": 1e-2,
+        "data": {"val_size": 8, "n": [10, 40], "d": [2, 4]},
+        "model": {"width": 16, "heads": 2},
+        "ema_decay": 0.5,
+    }
     train(params, tmp_path / "m.safetensors", tmp_path / "m.csv")
     saved, _ = build_model(merge_params(params))
     load_checkpoint(saved, tmp_path / "m.safetensors")
@@ -752,15 +804,21 @@ def test_calibrated_scale_is_refused_for_another_interval():
 
 def _shipped_copy(tmp_path, kind):
     from estimators.checkpoint import card_path
+
     w = tmp_path / f"{kind}.safetensors"
     shutil.copy(WEIGHTS_DIR / f"{kind}.safetensors", w)
     shutil.copy(card_path(WEIGHTS_DIR / f"{kind}.safetensors"), card_path(w))
     return w, card_path(w)
 
 
-@pytest.mark.parametrize("edit, field", [({"k_pairs": 4}, "token_dim"), ({"raw_stats": False, "raw_max_n": None},
-                                                                           "context_dim"),
-                                         ({"side_input": False}, "residual")])
+@pytest.mark.parametrize(
+    "edit, field",
+    [
+        ({"k_pairs": 4}, "token_dim"),
+        ({"raw_stats": False, "raw_max_n": None}, "context_dim"),
+        ({"side_input": False}, "residual"),
+    ],
+)
 def test_card_whose_features_contradict_its_architecture_is_refused(tmp_path, edit, field):
     w, cp = _shipped_copy(tmp_path, "mist")
     card = json.loads(cp.read_text())
@@ -772,6 +830,7 @@ def test_card_whose_features_contradict_its_architecture_is_refused(tmp_path, ed
 
 def test_calibration_refuses_the_checkpoint_selection_seed(tmp_path):
     from estimators.mist.calibration import calibrate
+
     w, cp = _shipped_copy(tmp_path, "mist_qr")
     before = cp.read_bytes()
     seed = json.loads(before)["training"]["data_spec"]["val_seed"]

@@ -5,6 +5,7 @@ Budgets are small so the file runs in about a minute on 2 cores; tolerances are
 set from the seed-to-seed spread measured at these budgets, not from the
 published accuracy (see benchmarks/neural_baselines_bench.py for that).
 """
+
 from __future__ import annotations
 
 import math
@@ -20,7 +21,7 @@ from estimators.neural.critics import _AFFINE_MIN, PairCritic, group_norm
 from estimators.neural.training import BatchedAdam
 
 RHO = 0.75
-MI = -0.5 * math.log(1 - RHO ** 2)  # 0.4133
+MI = -0.5 * math.log(1 - RHO**2)  # 0.4133
 
 
 @pytest.fixture(autouse=True)
@@ -34,7 +35,7 @@ def _one_thread():
 def gaussian(n: int, seed: int, rho: float = RHO) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
     x = rng.standard_normal(n)
-    return x, rho * x + math.sqrt(1 - rho ** 2) * rng.standard_normal(n)
+    return x, rho * x + math.sqrt(1 - rho**2) * rng.standard_normal(n)
 
 
 def mixed_datasets() -> list[tuple[np.ndarray, np.ndarray]]:
@@ -70,9 +71,10 @@ def test_bivariate_gaussian_accuracy(name, params, n, tol):
 
 def test_minde_j_sigma_orders_and_does_not_overshoot():
     rhos = (0.3, 0.75, 0.95)
-    truth = [-0.5 * math.log(1 - r ** 2) for r in rhos]
+    truth = [-0.5 * math.log(1 - r**2) for r in rhos]
     est = estimators.get("minde_j", steps=1200, eval_every=200).estimate_batch(
-        [gaussian(2000, seed=1, rho=r) for r in rhos])
+        [gaussian(2000, seed=1, rho=r) for r in rhos]
+    )
     mi = [e.mi for e in est]
     assert all(e.ok for e in est) and mi == sorted(mi), mi
     assert all(-0.05 < m < 1.1 * t for m, t in zip(mi, truth)), (mi, truth)
@@ -87,12 +89,15 @@ def test_independent_variables_give_small_mi():
         assert abs(estimators.get(name).estimate(x, y).mi) < 0.06, name
 
 
-@pytest.mark.parametrize("name,params", [
-    ("mine", {"steps": 300}),
-    ("infonce", {"steps": 60, "eval_every": 20}),
-    ("minde_c", {"steps": 64, "eval_every": 32, "mc_passes": 2}),
-    ("minde_j", {"steps": 64, "eval_every": 32, "mc_passes": 2}),
-])
+@pytest.mark.parametrize(
+    "name,params",
+    [
+        ("mine", {"steps": 300}),
+        ("infonce", {"steps": 60, "eval_every": 20}),
+        ("minde_c", {"steps": 64, "eval_every": 32, "mc_passes": 2}),
+        ("minde_j", {"steps": 64, "eval_every": 32, "mc_passes": 2}),
+    ],
+)
 def test_batched_equals_one_at_a_time(name, params):
     """Each dataset draws from its own generator, so the stacked network must give
     what training it alone gives, up to float rounding. (Padding changes the
@@ -232,8 +237,8 @@ def test_batched_adam_matches_torch_adam():
     b = [p.detach().clone().requires_grad_() for p in a]
     ours, ref = BatchedAdam(a, 1e-2), torch.optim.Adam(b, 1e-2)
     for _ in range(5):
-        sum((p ** 3).sum() for p in ours.params).backward()
-        sum((p ** 3).sum() for p in b).backward()
+        sum((p**3).sum() for p in ours.params).backward()
+        sum((p**3).sum() for p in b).backward()
         ours.step()
         ref.step()
         ref.zero_grad()
@@ -241,8 +246,9 @@ def test_batched_adam_matches_torch_adam():
         torch.testing.assert_close(p, q)
 
 
-@pytest.mark.parametrize("hidden,activation", [((16, 8), "relu"), ((5,), "tanh"), ((6, 4, 3), "silu"),
-                                               ((4, 7), "relu")])
+@pytest.mark.parametrize(
+    "hidden,activation", [((16, 8), "relu"), ((5,), "tanh"), ((6, 4, 3), "silu"), ((4, 7), "relu")]
+)
 def test_all_pairs_critic_is_the_concat_mlp_on_every_pair_with_exact_gradients(hidden, activation):
     # InfoNCE's B x B critic values come from a hand-written forward and backward
     # (features-major layout): they must be the plain MLP on concat(x_i, y_j), with
@@ -306,11 +312,20 @@ def test_stacked_group_norm_matches_torch_group_norm_per_dataset(g, r, width):
         assert torch.autograd.gradcheck(lambda h, gm, bt: group_norm(h, gm, bt, 8), (h, gamma, beta))
 
 
-@pytest.mark.parametrize("name,bad", [
-    ("mine", {"alpha": 1.5}), ("mine", {"hidden": []}), ("infonce", {"batch": 0}),
-    ("minde_c", {"width": 30}), ("minde_c", {"width": 8}), ("minde_c", {"width": 16}), ("minde_c", {"blocks": 0}),
-    ("minde_j", {"sigma": -1.0}), ("mine", {"train_fraction": 1.0}),
-])
+@pytest.mark.parametrize(
+    "name,bad",
+    [
+        ("mine", {"alpha": 1.5}),
+        ("mine", {"hidden": []}),
+        ("infonce", {"batch": 0}),
+        ("minde_c", {"width": 30}),
+        ("minde_c", {"width": 8}),
+        ("minde_c", {"width": 16}),
+        ("minde_c", {"blocks": 0}),
+        ("minde_j", {"sigma": -1.0}),
+        ("mine", {"train_fraction": 1.0}),
+    ],
+)
 def test_bad_parameters_raise(name, bad):
     with pytest.raises(ValueError):
         estimators.get(name, **bad)

@@ -1,20 +1,31 @@
 """Runner, evaluation and config checks (no Snakemake)."""
+
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
+import estimators
 from benchmarks.config import check
 from benchmarks.corpora import build_shard
 from benchmarks.evaluate import PLOTS, collect, evaluate
-import estimators
 from benchmarks.runner import run_shard
 from estimators.registry import _REGISTRY
 
-SPEC = {"seed": 5, "shards": 1, "blocks": [
-    {"split": "imd", "families": ["multi_normal-dense-base", "multi_student-dense-base"],
-     "n": [8, 60, 200], "per_cell": 1, "dims": {"random": [2, 4]}}]}
+SPEC = {
+    "seed": 5,
+    "shards": 1,
+    "blocks": [
+        {
+            "split": "imd",
+            "families": ["multi_normal-dense-base", "multi_student-dense-base"],
+            "n": [8, 60, 200],
+            "per_cell": 1,
+            "dims": {"random": [2, 4]},
+        }
+    ],
+}
 
 
 @pytest.fixture
@@ -26,8 +37,7 @@ def shard(tmp_path):
 
 def test_runner_records_failures_instead_of_dropping(shard, tmp_path):
     # k=10 needs 11 rows: the n=8 datasets must come back as failed rows, not vanish.
-    df = run_shard("ksg10", {"estimator": "ksg", "params": {"k": 10}}, shard, "c", tmp_path / "e.csv",
-                   progress=False)
+    df = run_shard("ksg10", {"estimator": "ksg", "params": {"k": 10}}, shard, "c", tmp_path / "e.csv", progress=False)
     assert len(df) == 6
     failed = df[df["status"] == "failed"]
     assert set(failed["n"]) == {8} and failed["error"].str.contains("too few rows").all()
@@ -77,9 +87,11 @@ def test_collect_names_missing_shards_and_rows(shard, tmp_path):
 
 def test_evaluate_writes_tables_and_plots(shard, tmp_path):
     files = {}
-    for label, entry in (("ksg", {"estimator": "ksg", "params": {"n_bootstrap": 10}}),
-                         ("gaussian", {"estimator": "gaussian"}),
-                         ("ksg10", {"estimator": "ksg", "params": {"k": 10}})):  # n = 8 < k + 1: fails
+    for label, entry in (
+        ("ksg", {"estimator": "ksg", "params": {"n_bootstrap": 10}}),
+        ("gaussian", {"estimator": "gaussian"}),
+        ("ksg10", {"estimator": "ksg", "params": {"k": 10}}),
+    ):  # n = 8 < k + 1: fails
         files[("c", label, 0)] = tmp_path / f"{label}.csv"
         run_shard(label, entry, shard, "c", files[("c", label, 0)], progress=False)
     written = evaluate(collect(files, {"c": SPEC}), tmp_path / "out", {"ci_bootstrap": 50})
@@ -105,8 +117,11 @@ def test_evaluate_writes_tables_and_plots(shard, tmp_path):
 
 
 def _config(**over):
-    cfg = {"corpora": {"c": SPEC}, "estimators": {"ksg": {"estimator": "ksg", "corpora": ["c"]}},
-           "evaluation": {"reference_estimator": "ksg"}}
+    cfg = {
+        "corpora": {"c": SPEC},
+        "estimators": {"ksg": {"estimator": "ksg", "corpora": ["c"]}},
+        "evaluation": {"reference_estimator": "ksg"},
+    }
     cfg.update(over)
     return cfg
 
@@ -114,8 +129,14 @@ def _config(**over):
 def test_config_check_names_the_key():
     check(_config())
     with pytest.raises(ValueError, match=r"estimators.bad.estimator: unknown estimator 'kgs'"):
-        check(_config(estimators={"ksg": {"estimator": "ksg", "corpora": ["c"]},
-                                  "bad": {"estimator": "kgs", "corpora": ["c"]}}))
+        check(
+            _config(
+                estimators={
+                    "ksg": {"estimator": "ksg", "corpora": ["c"]},
+                    "bad": {"estimator": "kgs", "corpora": ["c"]},
+                }
+            )
+        )
     with pytest.raises(ValueError, match=r"estimators.ksg.corpora: unknown corpus 'x'"):
         check(_config(estimators={"ksg": {"estimator": "ksg", "corpora": ["x"]}}))
     bad_family = {**SPEC, "blocks": [{**SPEC["blocks"][0], "families": ["multi_normal-dense-bogus"]}]}
@@ -128,19 +149,42 @@ def test_config_check_names_the_key():
     with pytest.raises(ValueError, match=r"estimators.ksg.params: .*'kk'"):
         check(_config(estimators={"ksg": {"estimator": "ksg", "params": {"kk": 5}, "corpora": ["c"]}}))
     # ... on the CPU: the DAG may be parsed on a node without the GPUs its jobs will get.
-    check(_config(estimators={"ksg": {"estimator": "ksg", "corpora": ["c"]},
-                              "mine": {"estimator": "mine", "params": {"device": "cuda"}, "corpora": ["c"]}}))
+    check(
+        _config(
+            estimators={
+                "ksg": {"estimator": "ksg", "corpora": ["c"]},
+                "mine": {"estimator": "mine", "params": {"device": "cuda"}, "corpora": ["c"]},
+            }
+        )
+    )
     with pytest.raises(ValueError, match=r"estimators.mine.params: .*steps"):
-        check(_config(estimators={"ksg": {"estimator": "ksg", "corpora": ["c"]},
-                                  "mine": {"estimator": "mine", "params": {"steps": 0}, "corpora": ["c"]}}))
+        check(
+            _config(
+                estimators={
+                    "ksg": {"estimator": "ksg", "corpora": ["c"]},
+                    "mine": {"estimator": "mine", "params": {"steps": 0}, "corpora": ["c"]},
+                }
+            )
+        )
 
 
 def test_sliced_mi_rows_are_labelled_apart_in_tables():
     from benchmarks import metrics
 
-    df = pd.DataFrame({"estimator": ["infonet", "infonet", "ksg"], "quantity": ["mi", "sliced_mi", "mi"],
-                       "status": "ok", "mi": [0.4, 0.1, 0.5], "true_mi": 0.4, "n": 200, "dx": [1, 3, 3],
-                       "dy": [1, 3, 3], "lower": np.nan, "upper": np.nan})
+    df = pd.DataFrame(
+        {
+            "estimator": ["infonet", "infonet", "ksg"],
+            "quantity": ["mi", "sliced_mi", "mi"],
+            "status": "ok",
+            "mi": [0.4, 0.1, 0.5],
+            "true_mi": 0.4,
+            "n": 200,
+            "dx": [1, 3, 3],
+            "dy": [1, 3, 3],
+            "lower": np.nan,
+            "upper": np.nan,
+        }
+    )
     labels = metrics.annotate(df)["estimator"].tolist()
     assert labels == ["infonet", "infonet [sliced MI]", "ksg"]
     assert metrics.annotate(metrics.annotate(df))["estimator"].tolist() == labels  # idempotent
@@ -162,19 +206,39 @@ def test_every_table_and_plot_has_its_report_caption():
 
 def test_family_heatmap_weights_each_group_by_its_estimated_datasets():
     from benchmarks.plots import family_errors
+
     # split a: 10 datasets, 9 failed, the survivor off by 100%; split b: 10 exact estimates
-    summary = pd.DataFrame({"family": ["f", "f"], "estimator": ["e", "e"], "split": ["a", "b"],
-                            "mean_rel_error": [1.0, 0.0], "datasets": [10, 10], "failed": [9, 0]})
+    summary = pd.DataFrame(
+        {
+            "family": ["f", "f"],
+            "estimator": ["e", "e"],
+            "split": ["a", "b"],
+            "mean_rel_error": [1.0, 0.0],
+            "datasets": [10, 10],
+            "failed": [9, 0],
+        }
+    )
     assert family_errors(summary).loc["f", "e"] == pytest.approx(1 / 11)
 
 
 def test_coverage_reports_the_intervals_level_and_count():
     from benchmarks import metrics
-    df = pd.DataFrame({"estimator": ["a", "a", "a", "b", "b"], "status": ["ok"] * 5,
-                       "mi": [1.0] * 5, "true_mi": [1.0, 1.0, 3.0, 1.0, 1.0], "n": [50] * 5, "dx": [2] * 5,
-                       "dy": [2] * 5, "lower": [0.5, 0.5, 0.5, 0.0, np.nan], "upper": [1.5, 1.5, 1.5, 2.0, np.nan],
-                       "seconds": [0.1] * 5,
-                       "info": ['{"interval_level": 0.95}'] * 3 + ['{"interval_level": 0.5}', "{}"]})
+
+    df = pd.DataFrame(
+        {
+            "estimator": ["a", "a", "a", "b", "b"],
+            "status": ["ok"] * 5,
+            "mi": [1.0] * 5,
+            "true_mi": [1.0, 1.0, 3.0, 1.0, 1.0],
+            "n": [50] * 5,
+            "dx": [2] * 5,
+            "dy": [2] * 5,
+            "lower": [0.5, 0.5, 0.5, 0.0, np.nan],
+            "upper": [1.5, 1.5, 1.5, 2.0, np.nan],
+            "seconds": [0.1] * 5,
+            "info": ['{"interval_level": 0.95}'] * 3 + ['{"interval_level": 0.5}', "{}"],
+        }
+    )
     s = metrics.summarise(metrics.annotate(df), ["estimator"], ci_reps=0).set_index("estimator")
     assert s.loc["a", "level"] == 0.95 and s.loc["a", "intervals"] == 3
     assert s.loc["a", "coverage"] == pytest.approx(2 / 3)
@@ -182,13 +246,23 @@ def test_coverage_reports_the_intervals_level_and_count():
 
 
 def _frame(**cols):
-    base = {"estimator": ["a", "a"], "status": ["ok", "ok"], "n": [50, 50], "dx": [2, 2], "dy": [2, 2],
-            "lower": [np.nan] * 2, "upper": [np.nan] * 2, "seconds": [0.1, 0.1], "info": ["{}"] * 2}
+    base = {
+        "estimator": ["a", "a"],
+        "status": ["ok", "ok"],
+        "n": [50, 50],
+        "dx": [2, 2],
+        "dy": [2, 2],
+        "lower": [np.nan] * 2,
+        "upper": [np.nan] * 2,
+        "seconds": [0.1, 0.1],
+        "info": ["{}"] * 2,
+    }
     return pd.DataFrame({**base, **cols})
 
 
 def test_relative_error_is_not_decided_by_a_near_zero_truth():
     from benchmarks import metrics
+
     # truth 1e-4 read as 0.05: absolute error 0.05, so relative 0.5 against the 0.1-nat floor (not 500)
     df = _frame(mi=[0.05, 2.2], true_mi=[1e-4, 2.0])
     s = metrics.summarise(metrics.annotate(df), ["estimator"], ci_reps=0).iloc[0]
@@ -197,9 +271,11 @@ def test_relative_error_is_not_decided_by_a_near_zero_truth():
 
 def test_times_are_over_the_estimated_datasets():
     from benchmarks import evaluate, metrics
+
     # a refusal that returns at once must not make the estimator look fast
-    df = metrics.annotate(_frame(mi=[1.0, np.nan], true_mi=[1.0, 1.0], status=["ok", "failed"],
-                                 seconds=[2.0, 1e-5]).assign(corpus="c"))
+    df = metrics.annotate(
+        _frame(mi=[1.0, np.nan], true_mi=[1.0, 1.0], status=["ok", "failed"], seconds=[2.0, 1e-5]).assign(corpus="c")
+    )
     s = metrics.summarise(df, ["estimator"], ci_reps=0).iloc[0]
     assert s["median_seconds"] == 2.0
     t = evaluate._timing(df, "a").iloc[0]

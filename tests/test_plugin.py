@@ -5,6 +5,7 @@ The package (`mi_plugin_demo`) and its `*.dist-info` are written to a temporary 
 which is put on the path (in this process) or on PYTHONPATH (Snakemake and its jobs), as an
 installed distribution would be.
 """
+
 import os
 import shutil
 import subprocess
@@ -85,20 +86,27 @@ def test_an_entry_point_registers_an_estimator_of_another_package(tmp_path, fres
     assert type(est).__module__ == "mi_plugin_demo" and repr(est) == "GaussianDemo(ridge=0.0)"
     rng = np.random.default_rng(0)
     z = rng.multivariate_normal([0, 0], [[1, 0.75], [0.75, 1]], size=5000)
-    assert est.estimate(z[:, :1], z[:, 1:]).mi == pytest.approx(-0.5 * np.log(1 - 0.75 ** 2), abs=0.03)
+    assert est.estimate(z[:, :1], z[:, 1:]).mi == pytest.approx(-0.5 * np.log(1 - 0.75**2), abs=0.03)
     # The public conformance checks, every one of them, on the plugin.
     assert all(v is None for v in check_estimator("gauss_demo").values())
 
 
-@pytest.mark.parametrize("entry, match", [
-    ("gauss_demo = mi_plugin_missing:GaussianDemo",
-     r"failed to load: entry point 'gauss_demo' = 'mi_plugin_missing:GaussianDemo' in group "
-     r"'mist_bench.estimators' \(distribution mi-plugin-demo 0.1\): ModuleNotFoundError"),
-    ("gauss_demo = mi_plugin_demo:Absent", r"failed to load: entry point 'gauss_demo' .*AttributeError"),
-    ("gauss_demo = mi_plugin_demo:not_an_estimator",
-     r"entry point 'gauss_demo' .* names <function not_an_estimator .*not a subclass of estimators.Estimator"),
-    ("gauss = mi_plugin_demo:GaussianDemo", r"entry point 'gauss' .*`name` is 'gauss_demo'; it must equal"),
-])
+@pytest.mark.parametrize(
+    "entry, match",
+    [
+        (
+            "gauss_demo = mi_plugin_missing:GaussianDemo",
+            r"failed to load: entry point 'gauss_demo' = 'mi_plugin_missing:GaussianDemo' in group "
+            r"'mist_bench.estimators' \(distribution mi-plugin-demo 0.1\): ModuleNotFoundError",
+        ),
+        ("gauss_demo = mi_plugin_demo:Absent", r"failed to load: entry point 'gauss_demo' .*AttributeError"),
+        (
+            "gauss_demo = mi_plugin_demo:not_an_estimator",
+            r"entry point 'gauss_demo' .* names <function not_an_estimator .*not a subclass of estimators.Estimator",
+        ),
+        ("gauss = mi_plugin_demo:GaussianDemo", r"entry point 'gauss' .*`name` is 'gauss_demo'; it must equal"),
+    ],
+)
 def test_a_broken_plugin_is_an_error_naming_its_entry_point(tmp_path, fresh_registry, entry, match):
     fresh_registry.syspath_prepend(str(write_plugin(tmp_path, entry)))
     with pytest.raises(registry.EstimatorPluginError, match=match):
@@ -110,29 +118,53 @@ def test_a_broken_plugin_is_an_error_naming_its_entry_point(tmp_path, fresh_regi
 def test_a_plugin_cannot_take_a_registered_name(tmp_path, fresh_registry):
     clash = PLUGIN.replace('name = "gauss_demo"', 'name = "ksg"')
     fresh_registry.syspath_prepend(str(write_plugin(tmp_path, "ksg = mi_plugin_demo:GaussianDemo", clash)))
-    with pytest.raises(registry.EstimatorPluginError,
-                       match=r"entry point 'ksg' .*'ksg' is registered twice \(estimators.ksg.KSG and "
-                             r"mi_plugin_demo.GaussianDemo\)"):
+    with pytest.raises(
+        registry.EstimatorPluginError,
+        match=r"entry point 'ksg' .*'ksg' is registered twice \(estimators.ksg.KSG and "
+        r"mi_plugin_demo.GaussianDemo\)",
+    ):
         estimators.available()
 
 
 def test_the_package_scan_imports_the_estimator_modules_only():
     # Found from the source (a `@register`-decorated class), not a list; nothing else is imported.
-    code = ("import sys, estimators; cheap = set(sys.modules); estimators.available(); "
-            "print(' '.join(sorted(m for m in sys.modules if m.startswith('estimators'))))")
+    code = (
+        "import sys, estimators; cheap = set(sys.modules); estimators.available(); "
+        "print(' '.join(sorted(m for m in sys.modules if m.startswith('estimators'))))"
+    )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert r.returncode == 0, r.stderr
     loaded = set(r.stdout.split())
     assert set(registry.estimator_modules()) == {
-        "estimators.gaussian", "estimators.infonce", "estimators.infonet.adapter", "estimators.ksg",
-        "estimators.minde", "estimators.mine", "estimators.mist.adapter"}
+        "estimators.gaussian",
+        "estimators.infonce",
+        "estimators.infonet.adapter",
+        "estimators.ksg",
+        "estimators.minde",
+        "estimators.mine",
+        "estimators.mist.adapter",
+    }
     assert set(registry.estimator_modules()) <= loaded
-    assert not {m for m in loaded if m.startswith(("estimators.synthetic", "estimators.cli", "estimators.testing"))
-                or m.endswith(".training") and not m.startswith("estimators.neural")}, loaded
+    assert not {
+        m
+        for m in loaded
+        if m.startswith(("estimators.synthetic", "estimators.cli", "estimators.testing"))
+        or m.endswith(".training")
+        and not m.startswith("estimators.neural")
+    }, loaded
     # `import estimators` alone loads no estimator (and no torch).
-    r = subprocess.run([sys.executable, "-c", "import sys, estimators; print('torch' in sys.modules, "
-                        "any(m.startswith('estimators.ksg') for m in sys.modules))"],
-                       capture_output=True, text=True, timeout=300, cwd=ROOT)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys, estimators; print('torch' in sys.modules, "
+            "any(m.startswith('estimators.ksg') for m in sys.modules))",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+    )
     assert r.stdout.split() == ["False", "False"], r.stdout + r.stderr
 
 
@@ -143,21 +175,46 @@ def test_a_plugin_estimator_runs_through_the_dag(tmp_path):
         pytest.fail("snakemake is not installed (it is a runtime dependency)")
     plugins = write_plugin(tmp_path / "site", "gauss_demo = mi_plugin_demo:GaussianDemo")
     cfg = yaml.safe_load((ROOT / "config" / "smoke.yaml").read_text())
-    cfg["corpora"] = {"tiny": {"seed": 3, "shards": 1, "blocks": [
-        {"split": "imd", "families": ["multi_normal-dense-base", "multi_student-dense-base"], "n": [60, 150],
-         "per_cell": 1, "dims": {"random": [2, 4]}}]}}
-    cfg["estimators"] = {"ksg": {"estimator": "ksg", "params": {"k": 5}, "corpora": ["tiny"]},
-                         "demo": {"estimator": "gauss_demo", "params": {"ridge": 0.0}, "corpora": ["tiny"]}}
+    cfg["corpora"] = {
+        "tiny": {
+            "seed": 3,
+            "shards": 1,
+            "blocks": [
+                {
+                    "split": "imd",
+                    "families": ["multi_normal-dense-base", "multi_student-dense-base"],
+                    "n": [60, 150],
+                    "per_cell": 1,
+                    "dims": {"random": [2, 4]},
+                }
+            ],
+        }
+    }
+    cfg["estimators"] = {
+        "ksg": {"estimator": "ksg", "params": {"k": 5}, "corpora": ["tiny"]},
+        "demo": {"estimator": "gauss_demo", "params": {"ridge": 0.0}, "corpora": ["tiny"]},
+    }
     cfg["evaluation"] = {**cfg["evaluation"], "ci_bootstrap": 20}
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(cfg))
     out, work = tmp_path / "results", tmp_path / "work"
     work.mkdir()
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(plugins), os.environ.get("PYTHONPATH")]))}
     # Own working directory, as tests/test_workflow.py: Snakemake's locks and metadata stay out of the checkout.
-    cmd = ["snakemake", "-s", str(ROOT / "Snakefile"), "-d", str(work), "--cores", "1", "-q",
-           "--configfile", str(tmp_path / "config.yaml"), "--config", f"results={out}"]
-    r = subprocess.run(cmd[:1] + ["tables"] + cmd[1:], cwd=work, env=env, capture_output=True, text=True,
-                       timeout=600)
+    cmd = [
+        "snakemake",
+        "-s",
+        str(ROOT / "Snakefile"),
+        "-d",
+        str(work),
+        "--cores",
+        "1",
+        "-q",
+        "--configfile",
+        str(tmp_path / "config.yaml"),
+        "--config",
+        f"results={out}",
+    ]
+    r = subprocess.run(cmd[:1] + ["tables"] + cmd[1:], cwd=work, env=env, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     est = pd.read_csv(out / "estimates" / "tiny" / "demo" / "shard-000.csv")
     assert len(est) == 4 and (est["status"] == "ok").all() and (est["method"] == "gauss_demo").all()

@@ -8,6 +8,7 @@
   unlocked and rerun: the outputs finished before the kill are byte-identical with the same
   mtime (not redone), only the unfinished jobs run again, and the final tables exist.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -94,9 +95,19 @@ def test_finished_file_has_the_usual_permissions(tmp_path):
 
 
 # -- one failing dataset does not kill the shard -------------------------------------
-SPEC = {"seed": 11, "shards": 1, "blocks": [
-    {"split": "imd", "families": ["multi_normal-dense-base", "multi_student-dense-base"],
-     "n": [30, 47, 80], "per_cell": 2, "dims": {"random": [2, 3]}}]}
+SPEC = {
+    "seed": 11,
+    "shards": 1,
+    "blocks": [
+        {
+            "split": "imd",
+            "families": ["multi_normal-dense-base", "multi_student-dense-base"],
+            "n": [30, 47, 80],
+            "per_cell": 2,
+            "dims": {"random": [2, 3]},
+        }
+    ],
+}
 
 
 class _Flaky(Estimator):
@@ -165,6 +176,7 @@ def test_failing_dataset_is_recorded_and_the_shard_kept(tmp_path, flaky_register
         # the fallback's results keep why the batched call failed
         assert by_n[30]["info"].str.contains("RuntimeError: the whole batch failed").all()
     from benchmarks.evaluate import collect
+
     assert len(collect({("c", label, 0): out}, {"c": SPEC})) == 12  # complete for the evaluation
 
 
@@ -175,8 +187,17 @@ def test_failed_row_keeps_the_quantity_the_estimator_measures():
     from benchmarks.runner import _quantity, _row
 
     infonet = estimators.get("infonet")
-    rec = {"id": "a", "split": "imd", "family": "f", "n": 50, "dx": 3, "dy": 3, "rep": 0, "true_mi": 1.0,
-           "quantity": "mi"}
+    rec = {
+        "id": "a",
+        "split": "imd",
+        "family": "f",
+        "n": 50,
+        "dx": 3,
+        "dy": 3,
+        "rep": 0,
+        "true_mi": 1.0,
+        "quantity": "mi",
+    }
     assert _quantity(infonet, rec) == "sliced_mi" and _quantity(infonet, dict(rec, dx=1, dy=1)) == "mi"
     assert _quantity(estimators.get("ksg"), rec) == "mi"
     failed = _row(rec, Estimate.failed("diverged"), None, _quantity(infonet, rec))
@@ -189,8 +210,7 @@ def test_invalid_dataset_in_a_shard_is_recorded(tmp_path):
     # ksg with k = 40 needs 41 rows: the n = 30 datasets are invalid input, the rest run.
     shard = tmp_path / "shard-000.npz"
     build_shard(SPEC, 0, shard)
-    df = run_shard("ksg40", {"estimator": "ksg", "params": {"k": 40}}, shard, "c", tmp_path / "e.csv",
-                   progress=False)
+    df = run_shard("ksg40", {"estimator": "ksg", "params": {"k": 40}}, shard, "c", tmp_path / "e.csv", progress=False)
     failed = df[df["status"] == "failed"]
     assert set(failed["n"]) == {30} and failed["error"].str.startswith("invalid input: too few rows").all()
     assert (df.loc[df["n"] > 41, "status"] == "ok").all()
@@ -200,6 +220,7 @@ def test_invalid_dataset_in_a_shard_is_recorded(tmp_path):
 # SIGKILL by default (the hard case: no cleanup, the lock stays); MIST_KILL_SIGNAL=TERM
 # checks the graceful path too.
 KILL_SIGNAL = getattr(signal, "SIG" + os.environ.get("MIST_KILL_SIGNAL", "KILL").upper().removeprefix("SIG"))
+
 
 def _snakemake() -> list[str]:
     exe = shutil.which("snakemake")
@@ -256,15 +277,25 @@ def test_smoke_dag_killed_midway_resumes_and_keeps_finished_outputs(tmp_path):
     work, results = tmp_path / "work", tmp_path / "results"
     work.mkdir()
     # Own working directory: Snakemake's locks and metadata stay out of the shared checkout.
-    cmd = _snakemake() + ["-s", str(ROOT / "Snakefile"), "-d", str(work), "--cores", "1",
-                          "--configfile", str(ROOT / "config" / "smoke.yaml"), "--config", f"results={results}",
-                          "--rerun-incomplete", "--nocolor"]
+    cmd = _snakemake() + [
+        "-s",
+        str(ROOT / "Snakefile"),
+        "-d",
+        str(work),
+        "--cores",
+        "1",
+        "--configfile",
+        str(ROOT / "config" / "smoke.yaml"),
+        "--config",
+        f"results={results}",
+        "--rerun-incomplete",
+        "--nocolor",
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     n_est = sum(int(smoke["corpora"][c]["shards"]) for e in smoke["estimators"].values() for c in e["corpora"])
     first_log = tmp_path / "first.log"
     with open(first_log, "w") as log:
-        proc = subprocess.Popen(cmd, cwd=work, stdout=log, stderr=subprocess.STDOUT, env=env,
-                                start_new_session=True)
+        proc = subprocess.Popen(cmd, cwd=work, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
         try:
             # Kill once two estimate jobs have finished and a third has been running for a
             # moment: the kill then lands inside an estimate job, not between two jobs.
@@ -278,8 +309,9 @@ def test_smoke_dag_killed_midway_resumes_and_keeps_finished_outputs(tmp_path):
                 if started is not None and time.time() - started > 1.5:
                     break
                 time.sleep(0.2)
-            assert proc.poll() is None, "the DAG finished (or failed) before it could be killed:\n" + \
-                first_log.read_text()[-3000:]
+            assert proc.poll() is None, (
+                "the DAG finished (or failed) before it could be killed:\n" + first_log.read_text()[-3000:]
+            )
             assert time.time() < deadline, "no third estimate job started in time"
             os.killpg(proc.pid, KILL_SIGNAL)  # snakemake and its running job (SIGKILL: no cleanup)
         finally:
@@ -313,16 +345,25 @@ def test_smoke_dag_killed_midway_resumes_and_keeps_finished_outputs(tmp_path):
     # Everything is there now, and nothing is left to do.
     _check_complete(results, smoke)
     assert len(list((results / "estimates").glob("*/*/shard-*.csv"))) == n_est
-    for sub, ext in (("tables", "*.csv"), ("tables", "*.md"), ("tables", "*.tex"), ("plots", "*.png"), ("plots", "*.pdf")):
+    for sub, ext in (
+        ("tables", "*.csv"),
+        ("tables", "*.md"),
+        ("tables", "*.tex"),
+        ("plots", "*.png"),
+        ("plots", "*.pdf"),
+    ):
         assert list((results / sub).glob(ext)), f"no {sub}/{ext} after the rerun"
     dry = subprocess.run(cmd + ["--dry-run"], cwd=work, env=env, capture_output=True, text=True)
     assert "Nothing to be done" in dry.stdout + dry.stderr
 
-    summary = {"signal": KILL_SIGNAL.name,
-               "killed_in_flight": {f"{r} (job {j})": outs for j, (r, outs) in in_flight.items()},
-               "kept_byte_identical_same_mtime": finished_outputs,
-               "visible_but_unregistered_at_kill": sorted(set(before) - set(finished_outputs)),
-               "redone_after_kill": redone, "hidden_temporaries_left_by_kill": hidden}
+    summary = {
+        "signal": KILL_SIGNAL.name,
+        "killed_in_flight": {f"{r} (job {j})": outs for j, (r, outs) in in_flight.items()},
+        "kept_byte_identical_same_mtime": finished_outputs,
+        "visible_but_unregistered_at_kill": sorted(set(before) - set(finished_outputs)),
+        "redone_after_kill": redone,
+        "hidden_temporaries_left_by_kill": hidden,
+    }
     print("\nRESILIENCE SUMMARY " + json.dumps(summary, indent=1))
     report = os.environ.get("MIST_RESILIENCE_REPORT")
     if report:

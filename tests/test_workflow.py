@@ -1,4 +1,5 @@
 """End to end: the smoke config through snakemake in a temporary directory."""
+
 import json
 import re
 import shutil
@@ -19,8 +20,17 @@ def test_smoke_dag(tmp_path):
     out, work = tmp_path / "results", tmp_path / "work"
     work.mkdir()
     # Own working directory: Snakemake's locks and metadata stay out of the checkout.
-    cmd = ["snakemake", "-s", str(ROOT / "Snakefile"), "-d", str(work),
-           "--configfile", str(ROOT / "config" / "smoke.yaml"), "--config", f"results={out}"]
+    cmd = [
+        "snakemake",
+        "-s",
+        str(ROOT / "Snakefile"),
+        "-d",
+        str(work),
+        "--configfile",
+        str(ROOT / "config" / "smoke.yaml"),
+        "--config",
+        f"results={out}",
+    ]
     r = subprocess.run(cmd + ["--cores", "2", "-q"], cwd=work, capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     mse = pd.read_csv(out / "tables" / "mse_by_nbin.csv")
@@ -41,8 +51,9 @@ def test_smoke_dag(tmp_path):
     again = subprocess.run(cmd + ["-n"], cwd=work, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr, again.stdout[-3000:]
     # The README's report command: every table and plot needs its caption file.
-    report = subprocess.run(cmd + ["--report", str(out / "report.html")], cwd=work, capture_output=True,
-                            text=True, timeout=300)
+    report = subprocess.run(
+        cmd + ["--report", str(out / "report.html")], cwd=work, capture_output=True, text=True, timeout=300
+    )
     assert report.returncode == 0, report.stdout[-3000:] + report.stderr[-3000:]
     assert (out / "report.html").stat().st_size > 10_000
 
@@ -51,8 +62,9 @@ def _dry_run_smoke_with(tmp_path, old, new, *extra):
     """`snakemake -n` on the smoke config with `old` replaced by `new`."""
     bad = tmp_path / "bad.yaml"
     bad.write_text((ROOT / "config" / "smoke.yaml").read_text().replace(old, new))
-    return subprocess.run(["snakemake", "-n", "--configfile", str(bad), *extra], cwd=ROOT, capture_output=True,
-                          text=True, timeout=300)
+    return subprocess.run(
+        ["snakemake", "-n", "--configfile", str(bad), *extra], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
 
 
 def test_bad_config_fails_before_any_job(tmp_path):
@@ -82,14 +94,14 @@ def test_readme_slurm_command_plans_the_paper_dag():
     assert blocks, "README has no SLURM command block"
     cmd = shlex.split(blocks[0].replace("\\\n", " "))
     assert cmd[0] == "snakemake"
-    r = subprocess.run(cmd + ["--dry-run", "--quiet", "rules"], cwd=ROOT, capture_output=True, text=True,
-                       timeout=300)
+    r = subprocess.run(cmd + ["--dry-run", "--quiet", "rules"], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
 
 
 def test_torch_estimators_ask_for_a_gpu_and_the_others_do_not(tmp_path):
-    r = subprocess.run(["snakemake", "-n", "--config", f"results={tmp_path}/r"], cwd=ROOT, capture_output=True,
-                       text=True, timeout=300)
+    r = subprocess.run(
+        ["snakemake", "-n", "--config", f"results={tmp_path}/r"], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     gpu = {}
     for job in r.stdout.split("\n\n"):
@@ -109,26 +121,56 @@ def test_training_rules_and_trained_estimators_through_the_dag(tmp_path):
     import yaml
 
     cfg = yaml.safe_load((ROOT / "config" / "smoke.yaml").read_text())
-    tiny = {"max_steps": 6, "max_minutes": 2, "val_every": 3, "batch_size": 8, "workers": 0, "seed": 1,
-            "data": {"val_size": 16, "n": [10, 60], "d": [1, 4], "shards": 2, "per_shard": 16},
-            "model": {"width": 16, "heads": 2}}
+    tiny = {
+        "max_steps": 6,
+        "max_minutes": 2,
+        "val_every": 3,
+        "batch_size": 8,
+        "workers": 0,
+        "seed": 1,
+        "data": {"val_size": 16, "n": [10, 60], "d": [1, 4], "shards": 2, "per_shard": 16},
+        "model": {"width": 16, "heads": 2},
+    }
     cfg["use_shipped_weights"] = False
     cfg["models"] = {
         "mist": {"trainer": "mist", "threads": 1, "train": tiny},
         "mist_qr": {"trainer": "mist", "threads": 1, "train": dict(tiny, quantile=True, calib_size=32)},
-        "infonet": {"trainer": "infonet", "threads": 1,
-                    "train": {"steps": 6, "minutes": 2, "n_min": 20, "n_max": 100, "batch_size": 4, "seed": 0}}}
-    cfg["estimators"].update({
-        "mist": {"estimator": "mist", "model": "mist", "corpora": ["standard"]},
-        "mist_qr": {"estimator": "mist_qr", "model": "mist_qr", "corpora": ["standard"]},
-        "infonet": {"estimator": "infonet", "model": "infonet", "params": {"n_projections": 4},
-                    "corpora": ["standard"]},
-        "mine": {"estimator": "mine", "params": {"steps": 30, "eval_every": 10}, "corpora": ["standard"]}})
+        "infonet": {
+            "trainer": "infonet",
+            "threads": 1,
+            "train": {"steps": 6, "minutes": 2, "n_min": 20, "n_max": 100, "batch_size": 4, "seed": 0},
+        },
+    }
+    cfg["estimators"].update(
+        {
+            "mist": {"estimator": "mist", "model": "mist", "corpora": ["standard"]},
+            "mist_qr": {"estimator": "mist_qr", "model": "mist_qr", "corpora": ["standard"]},
+            "infonet": {
+                "estimator": "infonet",
+                "model": "infonet",
+                "params": {"n_projections": 4},
+                "corpora": ["standard"],
+            },
+            "mine": {"estimator": "mine", "params": {"steps": 30, "eval_every": 10}, "corpora": ["standard"]},
+        }
+    )
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(cfg))
     out, work = tmp_path / "results", tmp_path / "work"
     work.mkdir()
-    cmd = ["snakemake", "-s", str(ROOT / "Snakefile"), "-d", str(work), "--cores", "2", "-q",
-           "--configfile", str(tmp_path / "config.yaml"), "--config", f"results={out}"]
+    cmd = [
+        "snakemake",
+        "-s",
+        str(ROOT / "Snakefile"),
+        "-d",
+        str(work),
+        "--cores",
+        "2",
+        "-q",
+        "--configfile",
+        str(tmp_path / "config.yaml"),
+        "--config",
+        f"results={out}",
+    ]
     r = subprocess.run(cmd, cwd=work, capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     mse = pd.read_csv(out / "tables" / "mse_by_nbin.csv")
@@ -147,8 +189,13 @@ def test_training_rules_and_trained_estimators_through_the_dag(tmp_path):
     # Retraining MIST leaves the shards, and so MIST_QR, alone.
     assert {p: p.stat().st_mtime_ns for p in untouched} == untouched
     # The device is a param of the torch rules: switching it reruns them (training included), not KSG.
-    changed = subprocess.run(cmd[:-2] + ["--list-changes", "params", "--config", f"results={out}", "device=auto"],
-                             cwd=work, capture_output=True, text=True, timeout=300)
+    changed = subprocess.run(
+        cmd[:-2] + ["--list-changes", "params", "--config", f"results={out}", "device=auto"],
+        cwd=work,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert changed.returncode == 0, changed.stderr[-3000:]
     listed = changed.stdout.split()
     for torch_output in ("/estimates/standard/mist/", "/estimates/standard/mine/", "/models/mist_qr.safetensors"):
@@ -169,16 +216,33 @@ def test_config_device_reaches_the_torch_estimators_and_no_environment_variable_
 
     cfg = yaml.safe_load((ROOT / "config" / "smoke.yaml").read_text())
     assert cfg["device"] == "cpu"
-    cfg["estimators"]["mine"] = {"estimator": "mine", "params": {"steps": 20, "eval_every": 10},
-                                 "corpora": ["standard"]}
+    cfg["estimators"]["mine"] = {
+        "estimator": "mine",
+        "params": {"steps": 20, "eval_every": 10},
+        "corpora": ["standard"],
+    }
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(cfg))
     out, work = tmp_path / "results", tmp_path / "work"
     work.mkdir()
     targets = [str(out / "estimates" / "standard" / e / "shard-000.csv") for e in ("ksg", "mine")]
 
     def cmd(*extra, targets=targets, config=()):
-        return ["snakemake", *targets, "-s", str(ROOT / "Snakefile"), "-d", str(work), "--cores", "2", *extra,
-                "--configfile", str(tmp_path / "config.yaml"), "--config", f"results={out}", *config]
+        return [
+            "snakemake",
+            *targets,
+            "-s",
+            str(ROOT / "Snakefile"),
+            "-d",
+            str(work),
+            "--cores",
+            "2",
+            *extra,
+            "--configfile",
+            str(tmp_path / "config.yaml"),
+            "--config",
+            f"results={out}",
+            *config,
+        ]
 
     env = {**os.environ, "MIST_DEVICE": "cuda:7"}
     r = subprocess.run(cmd(), cwd=work, capture_output=True, text=True, timeout=900, env=env)
@@ -191,14 +255,23 @@ def test_config_device_reaches_the_torch_estimators_and_no_environment_variable_
             label = re.search(r"'estimator': '(\w+)'", " ".join(meta["params"])).group(1)
             params[label] = " ".join(meta["params"])
     assert "'device': 'cpu'" in params["mine"] and "device" not in params["ksg"], params
-    changed = subprocess.run(cmd("--list-changes", "params", config=["device=auto"]), cwd=work,
-                             capture_output=True, text=True, timeout=300, env=env)
+    changed = subprocess.run(
+        cmd("--list-changes", "params", config=["device=auto"]),
+        cwd=work,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
     assert changed.returncode == 0, changed.stderr[-3000:]
     assert any("/mine/" in f for f in changed.stdout.split()), changed.stdout[-3000:]
     assert not any("/ksg/" in f for f in changed.stdout.split()), changed.stdout[-3000:]
     # A parameter only building finds (a missing weights file): the dry run's parse passes, the run stops first.
-    cfg["estimators"]["mist"] = {"estimator": "mist", "params": {"weights": str(tmp_path / "none.safetensors")},
-                                 "corpora": ["standard"]}
+    cfg["estimators"]["mist"] = {
+        "estimator": "mist",
+        "params": {"weights": str(tmp_path / "none.safetensors")},
+        "corpora": ["standard"],
+    }
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(cfg))
     mist_target = [str(out / "estimates" / "standard" / "mist" / "shard-001.csv")]
     dry = subprocess.run(cmd("-n", targets=mist_target), cwd=work, capture_output=True, text=True, timeout=300)

@@ -1,4 +1,5 @@
 """The Bayes-posterior reference: its likelihoods against scipy's densities, and that it uses the data."""
+
 import numpy as np
 import pytest
 from scipy import stats
@@ -34,8 +35,11 @@ def test_raw_likelihoods_are_scipys_densities():
         got = bo.raw_loglik(x, y, "base", bank)
         for m in range(3):
             cov = np.linalg.inv(bank.prec[m])
-            dist = (stats.multivariate_normal(np.zeros(6), cov) if base == "multi_normal"
-                    else stats.multivariate_t(np.zeros(6), cov, df=bank.df[m]))
+            dist = (
+                stats.multivariate_normal(np.zeros(6), cov)
+                if base == "multi_normal"
+                else stats.multivariate_t(np.zeros(6), cov, df=bank.df[m])
+            )
             assert got[m] == pytest.approx(dist.logpdf(z).sum(), rel=1e-9)
         # a transformed family: the base density at the inverse, times the Jacobian
         tx, ty = T.TRANSFORMS["asinh"]
@@ -60,11 +64,13 @@ def test_gaussian_copula_pseudo_likelihood():
     z = stats.norm.ppf(np.c_[stats.rankdata(x, axis=0), stats.rankdata(y, axis=0)] / (n + 1))
     got = bo.rank_loglik(x, y, bank)
     for m in range(3):
-        want = stats.multivariate_normal(np.zeros(4), np.linalg.inv(bank.prec[m])).logpdf(z).sum() \
+        want = (
+            stats.multivariate_normal(np.zeros(4), np.linalg.inv(bank.prec[m])).logpdf(z).sum()
             - stats.norm.logpdf(z).sum()
+        )
         assert got[m] == pytest.approx(want, rel=1e-9)
     # invariant to any increasing map of a column: only the ranks enter
-    assert np.allclose(bo.rank_loglik(np.sinh(x) * 3, y ** 3, bank), got)
+    assert np.allclose(bo.rank_loglik(np.sinh(x) * 3, y**3, bank), got)
 
 
 def test_posterior_uses_the_data():
@@ -112,4 +118,5 @@ def test_aligned_columns_do_not_depend_on_the_column_order():
         base = bo.posterior_mean(x, y, fams, banks, mode, align=True)
         assert bo.posterior_mean(x[:, px], y[:, py], fams, banks, mode, align=True) == pytest.approx(base, rel=1e-9)
         assert bo.posterior_mean(x[:, px], y[:, py], fams, banks, mode)[0] != pytest.approx(
-            bo.posterior_mean(x, y, fams, banks, mode)[0], rel=1e-3)
+            bo.posterior_mean(x, y, fams, banks, mode)[0], rel=1e-3
+        )

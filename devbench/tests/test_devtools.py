@@ -1,4 +1,5 @@
 """Tests of the developer tools in `devbench/` (not installed; run from a checkout)."""
+
 from __future__ import annotations
 
 import re
@@ -17,8 +18,12 @@ def test_rule_times_sums_jobs_per_rule(tmp_path):
     from devbench.rule_times import rule_times
 
     tsv = "s\th:m:s\tmax_rss\tcpu_time\n{}\t0:00:01\t1\t{}\n"
-    for rel, s in (("estimate/extended/mist/shard-000.tsv", 2.0), ("estimate/extended/mist/shard-001.tsv", 3.0),
-                   ("corpus/standard/shard-000.tsv", 1.5), ("tables.tsv", 0.5)):
+    for rel, s in (
+        ("estimate/extended/mist/shard-000.tsv", 2.0),
+        ("estimate/extended/mist/shard-001.tsv", 3.0),
+        ("corpus/standard/shard-000.tsv", 1.5),
+        ("tables.tsv", 0.5),
+    ):
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / rel).write_text(tsv.format(s, s / 2))
     df = rule_times(tmp_path)
@@ -54,11 +59,13 @@ def test_generated_documents_are_the_reference_run():
     from devbench.reference import render_readme, results_markdown
 
     ref = ROOT / "results" / "reference"
-    assert (ROOT / "docs" / "results.md").read_text() == results_markdown(ref), \
+    assert (ROOT / "docs" / "results.md").read_text() == results_markdown(ref), (
         "docs/results.md is stale: run `python -m devbench.reference --docs`"
+    )
     readme = (ROOT / "README.md").read_text()
-    assert render_readme(readme, pd.read_csv(ref / "mse_by_nbin.csv")) == readme, \
+    assert render_readme(readme, pd.read_csv(ref / "mse_by_nbin.csv")) == readme, (
         "the README's headline table is stale: run `python -m devbench.reference --docs`"
+    )
 
 
 def test_a_changed_reference_number_changes_both_documents(tmp_path):
@@ -93,8 +100,11 @@ DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
 # What a reader cannot follow: issue numbers, commit hashes, documents that are not shipped.
 UNFOLLOWABLE = {
     "an issue number": re.compile(r"\bissues?\s*#?\s*\d", re.I),
-    "a commit hash": re.compile(r"\b(?:git\s+[a-z-]+|commit|revision)\b[^\n]{0,40}?\b(?=[0-9a-f]*[a-f])[0-9a-f]{7,40}\b"
-                                r"|\b(?=[0-9a-f]*[a-f])(?=[0-9a-f]*[0-9])[0-9a-f]{7,40}:\S", re.I),
+    "a commit hash": re.compile(
+        r"\b(?:git\s+[a-z-]+|commit|revision)\b[^\n]{0,40}?\b(?=[0-9a-f]*[a-f])[0-9a-f]{7,40}\b"
+        r"|\b(?=[0-9a-f]*[a-f])(?=[0-9a-f]*[0-9])[0-9a-f]{7,40}:\S",
+        re.I,
+    ),
     "REFERENCE.md": re.compile(r"REFERENCE(?:\.md|\s*§)"),
 }
 
@@ -111,8 +121,14 @@ def test_documents_name_nothing_a_reader_cannot_follow(path):
 
 
 def test_the_unfollowable_patterns_catch_what_they_should():
-    bad = ["see issue 3", "Issue #12", "git show 28db398:estimators/weights/mist.safetensors",
-           "commit fb64293", "REFERENCE.md", "REFERENCE §1"]
+    bad = [
+        "see issue 3",
+        "Issue #12",
+        "git show 28db398:estimators/weights/mist.safetensors",
+        "commit fb64293",
+        "REFERENCE.md",
+        "REFERENCE §1",
+    ]
     good = ["the 2,000 datasets", "issues of scale", "sha256 of the weights", "seed 1234567", "git show HEAD"]
     hit = lambda t: any(rx.search(t) for rx in UNFOLLOWABLE.values())  # noqa: E731
     assert all(hit(t) for t in bad) and not any(hit(t) for t in good)

@@ -6,6 +6,7 @@
 - `adapter`: the `infonet` estimator behind the common interface (imported here so that
   importing this package registers it).
 """
+
 from estimators.infonet.adapter import InfoNetEstimator
 
 __all__ = ["InfoNetEstimator"]

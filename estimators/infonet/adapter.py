@@ -28,6 +28,7 @@ n/2 rows and errs low. The result is deterministic and independent of the row or
 Batching: all 1-D problems (projections of all datasets) are grouped by n and pushed through
 the network together, `max_tokens` rows per forward pass.
 """
+
 from __future__ import annotations
 
 from collections import defaultdict
@@ -72,12 +73,27 @@ class InfoNetEstimator(Estimator):
     amortised = True
     uses_gpu = True
 
-    def __init__(self, weights: str | Path | None = None, n_projections: int = 128, n_permutations: int = 8,
-                 n_splits: int = 0, null_correction: bool | None = None, seed: int = 0, device: str = "auto",
-                 max_tokens: int = 1 << 15) -> None:
-        super().__init__(weights=weights, n_projections=n_projections, n_permutations=n_permutations,
-                         n_splits=n_splits, null_correction=null_correction, seed=seed, device=device,
-                         max_tokens=max_tokens)
+    def __init__(
+        self,
+        weights: str | Path | None = None,
+        n_projections: int = 128,
+        n_permutations: int = 8,
+        n_splits: int = 0,
+        null_correction: bool | None = None,
+        seed: int = 0,
+        device: str = "auto",
+        max_tokens: int = 1 << 15,
+    ) -> None:
+        super().__init__(
+            weights=weights,
+            n_projections=n_projections,
+            n_permutations=n_permutations,
+            n_splits=n_splits,
+            null_correction=null_correction,
+            seed=seed,
+            device=device,
+            max_tokens=max_tokens,
+        )
         if n_projections < 1 or n_permutations < 1:
             raise ValueError("n_projections and n_permutations must be >= 1")
         if n_splits < 0:
@@ -93,8 +109,10 @@ class InfoNetEstimator(Estimator):
         # default: on for the same-rows read-out, off when cross-fitting
         self.null_correction = (n_splits == 0) if null_correction is None else bool(null_correction)
         if self.null_correction and (n_splits != 0 or "null_offset" not in self.card):
-            raise ValueError("null_correction needs n_splits=0 and a checkpoint card with a 'null_offset' "
-                             f"table ({self.weights} has {'one' if 'null_offset' in self.card else 'none'})")
+            raise ValueError(
+                "null_correction needs n_splits=0 and a checkpoint card with a 'null_offset' "
+                f"table ({self.weights} has {'one' if 'null_offset' in self.card else 'none'})"
+            )
 
     def _offset(self, n: int) -> float:
         """The estimator's mean output on independent data of n rows (interpolated in log n)."""
@@ -135,7 +153,7 @@ class InfoNetEstimator(Estimator):
         chunk = max(1, self.max_tokens // n)
         out = []
         for s in range(0, k, chunk):
-            xy = torch.from_numpy(slices[s:s + chunk]).to(self.device)
+            xy = torch.from_numpy(slices[s : s + chunk]).to(self.device)
             out.append(estimate_dv(self.model, xy, self.n_permutations, self.n_splits, self.seed).cpu().numpy())
         res = np.concatenate(out).astype(np.float64)
         return res - self._offset(n) if self.null_correction else res
@@ -150,21 +168,25 @@ class InfoNetEstimator(Estimator):
         for i, s in enumerate(per_ds):
             by_n[s.shape[1]].append(i)
         values: list[np.ndarray | None] = [None] * len(datasets)
-        for n, idx in by_n.items():
+        for idx in by_n.values():
             res = self._run(np.concatenate([per_ds[i] for i in idx]))
             pos = 0
             for i in idx:
                 k = per_ds[i].shape[0]
-                values[i] = res[pos:pos + k]
+                values[i] = res[pos : pos + k]
                 pos += k
         out = []
         for (x, y), v in zip(datasets, values):
             kind = self.quantity(x.shape[1], y.shape[1])
             sliced = kind == "sliced_mi"
-            info: dict[str, Any] = {"quantity": kind,
-                                    "n_permutations": self.n_permutations, "n_splits": self.n_splits,
-                                    "null_offset": self._offset(x.shape[0]) if self.null_correction else 0.0,
-                                    "weights": str(self.weights), "weights_sha256": self.card.get("sha256")}
+            info: dict[str, Any] = {
+                "quantity": kind,
+                "n_permutations": self.n_permutations,
+                "n_splits": self.n_splits,
+                "null_offset": self._offset(x.shape[0]) if self.null_correction else 0.0,
+                "weights": str(self.weights),
+                "weights_sha256": self.card.get("sha256"),
+            }
             if sliced:
                 info["n_projections"] = self.n_projections
                 info["projection_sd"] = float(v.std())

@@ -14,6 +14,7 @@ Everything is batched over datasets (components padded to k_max with weight 0), 
 of B datasets of n rows costs a handful of tensor ops. Rows are then rank-mapped per margin
 onto [-1, 1] (`rank_to_grid`), which is what the network sees.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -36,13 +37,14 @@ class MixtureSpec:
     p_shuffle: float = 0.3
 
     @classmethod
-    def from_params(cls, params: dict) -> "MixtureSpec":
+    def from_params(cls, params: dict) -> MixtureSpec:
         keys = cls.__dataclass_fields__
         return cls(**{k: params[k] for k in keys if k in params})
 
 
-def sample_mixture_params(b: int, spec: MixtureSpec, gen: torch.Generator | None = None,
-                          device: torch.device | str = "cpu") -> dict[str, torch.Tensor]:
+def sample_mixture_params(
+    b: int, spec: MixtureSpec, gen: torch.Generator | None = None, device: torch.device | str = "cpu"
+) -> dict[str, torch.Tensor]:
     """Parameters of b random mixtures: weights (b, K), means (b, K, 2), chol (b, K, 2, 2)."""
     kmax = spec.k_max
     opts = dict(generator=gen, device=device)
@@ -62,8 +64,7 @@ def sample_mixture_params(b: int, spec: MixtureSpec, gen: torch.Generator | None
     return {"weights": w, "means": means, "chol": chol}
 
 
-def sample_from_mixture(params: dict[str, torch.Tensor], n: int, gen: torch.Generator | None = None
-                        ) -> torch.Tensor:
+def sample_from_mixture(params: dict[str, torch.Tensor], n: int, gen: torch.Generator | None = None) -> torch.Tensor:
     """n rows from each of the b mixtures: (b, n, 2)."""
     w, means, chol = params["weights"], params["means"], params["chol"]
     b = w.shape[0]
@@ -82,9 +83,14 @@ def rank_to_grid(a: torch.Tensor) -> torch.Tensor:
     return 2.0 * ranks / (n + 1.0) - 1.0
 
 
-def training_batch(b: int, n: int, spec: MixtureSpec, gen: torch.Generator | None = None,
-                   n_eval: int | None = None, device: torch.device | str = "cpu"
-                   ) -> tuple[torch.Tensor, torch.Tensor]:
+def training_batch(
+    b: int,
+    n: int,
+    spec: MixtureSpec,
+    gen: torch.Generator | None = None,
+    n_eval: int | None = None,
+    device: torch.device | str = "cpu",
+) -> tuple[torch.Tensor, torch.Tensor]:
     """One training batch: (encode set (b, n, 2), evaluation set (b, n_eval, 2)), both on the grid.
 
     The two sets come from the same mixture and are rank-mapped together (so they share one
@@ -104,8 +110,9 @@ def training_batch(b: int, n: int, spec: MixtureSpec, gen: torch.Generator | Non
     return xy[:, :n], xy[:, n:]
 
 
-def mixture_log_densities(params: dict[str, torch.Tensor], xy: torch.Tensor
-                          ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def mixture_log_densities(
+    params: dict[str, torch.Tensor], xy: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """log p(x, y), log p(x), log p(y) of (b, m, 2) points under b mixtures (float64 inside)."""
     w = params["weights"].double()
     mu = params["means"].double()
@@ -115,10 +122,9 @@ def mixture_log_densities(params: dict[str, torch.Tensor], xy: torch.Tensor
     logw = torch.log(w.clamp_min(1e-300)) + torch.where(w > 0, 0.0, -torch.inf)
     d = xy[:, :, None, :] - mu[:, None]  # (b, m, K, 2)
     # joint: solve with the lower Cholesky factor
-    z = torch.linalg.solve_triangular(L[:, None].expand(-1, d.shape[1], -1, -1, -1), d[..., None],
-                                      upper=False)[..., 0]
+    z = torch.linalg.solve_triangular(L[:, None].expand(-1, d.shape[1], -1, -1, -1), d[..., None], upper=False)[..., 0]
     logdet = torch.log(L[..., 0, 0] * L[..., 1, 1])  # (b, K)
-    lj = -0.5 * (z ** 2).sum(-1) - logdet[:, None] - np.log(2 * np.pi)
+    lj = -0.5 * (z**2).sum(-1) - logdet[:, None] - np.log(2 * np.pi)
     log_joint = torch.logsumexp(logw[:, None] + lj, -1)
     out = [log_joint]
     for a in (0, 1):
@@ -128,8 +134,9 @@ def mixture_log_densities(params: dict[str, torch.Tensor], xy: torch.Tensor
     return out[0], out[1], out[2]
 
 
-def mixture_mi_mc(params: dict[str, torch.Tensor], m: int = 100_000, gen: torch.Generator | None = None,
-                  chunk: int = 20_000) -> tuple[np.ndarray, np.ndarray]:
+def mixture_mi_mc(
+    params: dict[str, torch.Tensor], m: int = 100_000, gen: torch.Generator | None = None, chunk: int = 20_000
+) -> tuple[np.ndarray, np.ndarray]:
     """Monte-Carlo MI (nats) of each of the b mixtures from m samples: (estimate, standard error)."""
     vals = []
     for s in range(0, m, chunk):

@@ -19,6 +19,7 @@ MI is then read out by the Donsker-Varadhan bound (`dv_readout`), with T evaluat
 samples by bilinear interpolation of the table. The grid spans the whole square [-1, 1]^2,
 axis 0 = x, axis 1 = y, grid point k at -1 + 2k/(G-1).
 """
+
 from __future__ import annotations
 
 import math
@@ -33,8 +34,9 @@ from estimators.attention import Attention
 
 # Architecture keys stored in the checkpoint card; the constructor takes exactly these.
 ARCH_KEYS = ("grid", "width", "depth", "n_latents", "heads", "n_freq", "smooth_sigma", "clamp", "decoder")
-DEFAULT_ARCH: dict[str, Any] = dict(grid=64, width=64, depth=2, n_latents=64, heads=4, n_freq=8,
-                                    smooth_sigma=1.0, clamp=10.0, decoder="factorised")
+DEFAULT_ARCH: dict[str, Any] = dict(
+    grid=64, width=64, depth=2, n_latents=64, heads=4, n_freq=8, smooth_sigma=1.0, clamp=10.0, decoder="factorised"
+)
 DECODERS = ("grid", "factorised")
 
 
@@ -79,17 +81,34 @@ def smooth_table(table: torch.Tensor, kernel: torch.Tensor | None) -> torch.Tens
 
 
 class InfoNet(nn.Module):
-    def __init__(self, grid: int = 64, width: int = 64, depth: int = 2, n_latents: int = 64, heads: int = 4,
-                 n_freq: int = 8, smooth_sigma: float = 1.0, clamp: float = 10.0,
-                 decoder: str = "factorised") -> None:
+    def __init__(
+        self,
+        grid: int = 64,
+        width: int = 64,
+        depth: int = 2,
+        n_latents: int = 64,
+        heads: int = 4,
+        n_freq: int = 8,
+        smooth_sigma: float = 1.0,
+        clamp: float = 10.0,
+        decoder: str = "factorised",
+    ) -> None:
         super().__init__()
         if grid < 2:
             raise ValueError(f"grid must be at least 2, got {grid}")
         if decoder not in DECODERS:
             raise ValueError(f"decoder must be one of {DECODERS}, got {decoder!r}")
-        self.arch = dict(grid=int(grid), width=int(width), depth=int(depth), n_latents=int(n_latents),
-                         heads=int(heads), n_freq=int(n_freq), smooth_sigma=float(smooth_sigma),
-                         clamp=float(clamp), decoder=decoder)
+        self.arch = dict(
+            grid=int(grid),
+            width=int(width),
+            depth=int(depth),
+            n_latents=int(n_latents),
+            heads=int(heads),
+            n_freq=int(n_freq),
+            smooth_sigma=float(smooth_sigma),
+            clamp=float(clamp),
+            decoder=decoder,
+        )
         self.grid, self.n_freq, self.clamp, self.decoder = int(grid), int(n_freq), float(clamp), decoder
         self.width = int(width)
         n_in = 2 + 4 * n_freq
@@ -105,7 +124,7 @@ class InfoNet(nn.Module):
         # (0.04 .. 0.5 on the [-1, 1] scale), makes that happen from the first step
         self.decode_tokens = Attention(width, heads) if decoder == "factorised" else None
         bw = torch.logspace(math.log10(0.04), math.log10(0.5), heads)
-        self.register_buffer("inv_2h2", 0.5 / bw ** 2, persistent=False)
+        self.register_buffer("inv_2h2", 0.5 / bw**2, persistent=False)
         n_out = 1 if decoder == "grid" else width
         self.head = nn.Sequential(nn.LayerNorm(width), nn.Linear(width, width), nn.GELU(), nn.Linear(width, n_out))
         g = torch.linspace(-1.0, 1.0, grid)
@@ -120,7 +139,7 @@ class InfoNet(nn.Module):
         self.register_buffer("kernel", kern, persistent=False)
 
     @classmethod
-    def from_arch(cls, arch: dict[str, Any]) -> "InfoNet":
+    def from_arch(cls, arch: dict[str, Any]) -> InfoNet:
         unknown = set(arch) - set(ARCH_KEYS)
         if unknown:
             raise ValueError(f"unknown InfoNet architecture keys: {sorted(unknown)}")
@@ -137,16 +156,21 @@ class InfoNet(nn.Module):
         q = self.query_embed(fourier_features(self.grid_points, self.n_freq)).expand(b, -1, -1)
         q = self.decode(q, lat)
         if self.decode_tokens is not None:
-            g = self.grid_points[:self.grid, 0]
-            bias = torch.cat([xy[:, None, :, 0] - g[None, :, None],    # rows: distance in x
-                              xy[:, None, :, 1] - g[None, :, None]], 1)  # columns: distance in y
+            g = self.grid_points[: self.grid, 0]
+            bias = torch.cat(
+                [
+                    xy[:, None, :, 0] - g[None, :, None],  # rows: distance in x
+                    xy[:, None, :, 1] - g[None, :, None],
+                ],
+                1,
+            )  # columns: distance in y
             bias = -bias.square()[:, None] * self.inv_2h2[None, :, None, None]  # (B, H, 2G, n)
             q = self.decode_tokens(q, tokens, bias)
         h = self.head(q)
         if self.decoder == "grid":
             table = h.view(b, self.grid, self.grid)
         else:
-            a, c = h[:, :self.grid], h[:, self.grid:]
+            a, c = h[:, : self.grid], h[:, self.grid :]
             table = a @ c.transpose(1, 2) / math.sqrt(self.width)
         table = smooth_table(table, self.kernel)
         return self.clamp * torch.tanh(table / self.clamp)
@@ -189,8 +213,9 @@ def _perms(n: int, count: int, seed: int, salt: int) -> torch.Tensor:
     return torch.from_numpy(np.stack([rng.permutation(n) for _ in range(count)]))
 
 
-def estimate_dv(model: InfoNet, xy: torch.Tensor, n_permutations: int = 8, n_splits: int = 2,
-                seed: int = 0) -> torch.Tensor:
+def estimate_dv(
+    model: InfoNet, xy: torch.Tensor, n_permutations: int = 8, n_splits: int = 2, seed: int = 0
+) -> torch.Tensor:
     """MI estimates (B,) for B rank-mapped datasets xy (B, n, 2) of one n.
 
     With `n_splits` = 0 the table is built from all n rows and read out on the same rows.

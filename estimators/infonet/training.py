@@ -19,6 +19,7 @@ Each step draws fresh data (no epochs). The table is built from n rows and the b
 on n other rows of the same mixture. A checkpoint (safetensors + JSON card, atomic) is written
 every `save_every_minutes` and at the end, so an interrupted run leaves a usable, labelled file.
 """
+
 from __future__ import annotations
 
 import csv
@@ -42,11 +43,23 @@ from estimators.infonet.model import ARCH_KEYS, DEFAULT_ARCH, InfoNet, dv_readou
 DEFAULTS: dict[str, Any] = {
     **DEFAULT_ARCH,
     **MixtureSpec().__dict__,
-    "n_min": 200, "n_max": 2000, "batch_size": 16, "n_permutations": 4,
-    "lr": 1e-3, "lr_min": 5e-5, "warmup_steps": 100, "weight_decay": 0.0, "grad_clip": 1.0,
-    "steps": None, "minutes": None,
-    "seed": 0, "save_every_minutes": 5.0, "log_every": 10, "val_seeds": 5,
-    "init": None, "null_reps": 64,
+    "n_min": 200,
+    "n_max": 2000,
+    "batch_size": 16,
+    "n_permutations": 4,
+    "lr": 1e-3,
+    "lr_min": 5e-5,
+    "warmup_steps": 100,
+    "weight_decay": 0.0,
+    "grad_clip": 1.0,
+    "steps": None,
+    "minutes": None,
+    "seed": 0,
+    "save_every_minutes": 5.0,
+    "log_every": 10,
+    "val_seeds": 5,
+    "init": None,
+    "null_reps": 64,
 }
 LOG_FIELDS = ("step", "seconds", "n", "lr", "loss", "dv_mean", "grad_norm")
 
@@ -64,19 +77,26 @@ def resolve_params(params: dict[str, Any] | None) -> dict[str, Any]:
     return p
 
 
-def gaussian_check(model: InfoNet, n: int = 500, seeds: int = 5, n_permutations: int = 8, n_splits: int = 0,
-                   device: torch.device | str = "cpu", offset: float = 0.0) -> dict[str, float]:
+def gaussian_check(
+    model: InfoNet,
+    n: int = 500,
+    seeds: int = 5,
+    n_permutations: int = 8,
+    n_splits: int = 0,
+    device: torch.device | str = "cpu",
+    offset: float = 0.0,
+) -> dict[str, float]:
     """Bivariate Gaussians, rho in {0, 0.1, ..., 0.9}: MAE, worst error, Spearman of the means.
 
     Read out as the adapter does (`n_splits` = 0: on the rows the table was built from;
     > 0: cross-fitted), minus `offset` (the null offset at this n, for the corrected read-out).
     """
     rhos = np.round(np.arange(10) / 10, 1)
-    truth = -0.5 * np.log(1 - rhos ** 2)
+    truth = -0.5 * np.log(1 - rhos**2)
     g = torch.Generator().manual_seed(12345)
     z = torch.randn(len(rhos) * seeds, n, 2, generator=g)
     r = torch.tensor(np.repeat(rhos, seeds), dtype=torch.float32)[:, None]
-    xy = torch.stack([z[..., 0], r * z[..., 0] + torch.sqrt(1 - r ** 2) * z[..., 1]], -1)
+    xy = torch.stack([z[..., 0], r * z[..., 0] + torch.sqrt(1 - r**2) * z[..., 1]], -1)
     xy = rank_to_grid(xy).to(device)
     was_training = model.training
     model.eval()
@@ -85,17 +105,28 @@ def gaussian_check(model: InfoNet, n: int = 500, seeds: int = 5, n_permutations:
     model.train(was_training)
     means = est.mean(1)
     err = est - truth[:, None]
-    return {"gauss_n": n, "gauss_seeds": seeds, "gauss_n_splits": n_splits, "gauss_mae": float(np.abs(err).mean()),
-            "gauss_worst_abs_err": float(np.abs(err).max()), "gauss_bias": float(err.mean()),
-            "gauss_spearman": float(spearmanr(means, truth)[0]),
-            "gauss_means": [round(float(m), 4) for m in means]}
+    return {
+        "gauss_n": n,
+        "gauss_seeds": seeds,
+        "gauss_n_splits": n_splits,
+        "gauss_mae": float(np.abs(err).mean()),
+        "gauss_worst_abs_err": float(np.abs(err).max()),
+        "gauss_bias": float(err.mean()),
+        "gauss_spearman": float(spearmanr(means, truth)[0]),
+        "gauss_means": [round(float(m), 4) for m in means],
+    }
 
 
 NULL_NS = (10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
 
 
-def null_offsets(model: InfoNet, ns: tuple[int, ...] = NULL_NS, reps: int = 64, n_permutations: int = 8,
-                 device: torch.device | str = "cpu") -> dict[str, list[float]]:
+def null_offsets(
+    model: InfoNet,
+    ns: tuple[int, ...] = NULL_NS,
+    reps: int = 64,
+    n_permutations: int = 8,
+    device: torch.device | str = "cpu",
+) -> dict[str, list[float]]:
     """Mean same-rows DV estimate on independent data, per n (`reps` datasets each).
 
     After the per-margin rank map, independent data have one law for every n (a uniformly
@@ -134,8 +165,13 @@ def _write_log(rows: list[dict[str, Any]], path: Path) -> None:
     write_text(path, buf.getvalue())
 
 
-def train(params: dict[str, Any] | None, out_weights: str | Path, log_csv: str | Path,
-          device: str | torch.device = "auto", progress: bool = True) -> dict[str, Any]:
+def train(
+    params: dict[str, Any] | None,
+    out_weights: str | Path,
+    log_csv: str | Path,
+    device: str | torch.device = "auto",
+    progress: bool = True,
+) -> dict[str, Any]:
     """Train an InfoNet within the budget; write the checkpoint and the loss CSV. Returns the card."""
     p = resolve_params(params)
     dev = resolve_device(device)
@@ -146,8 +182,11 @@ def train(params: dict[str, Any] | None, out_weights: str | Path, log_csv: str |
     init_info = None
     if p["init"] is not None:
         init_card = load_checkpoint(model, p["init"], device=dev)
-        init_info = {"path": str(p["init"]), "sha256": init_card.get("sha256"),
-                     "steps": init_card.get("total_steps", init_card.get("steps", 0))}
+        init_info = {
+            "path": str(p["init"]),
+            "sha256": init_card.get("sha256"),
+            "steps": init_card.get("total_steps", init_card.get("steps", 0)),
+        }
     opt = torch.optim.AdamW(model.parameters(), lr=p["lr"], weight_decay=p["weight_decay"])
     spec = MixtureSpec.from_params(p)
     out_weights, log_csv = Path(out_weights), Path(log_csv)
@@ -163,12 +202,20 @@ def train(params: dict[str, Any] | None, out_weights: str | Path, log_csv: str |
     bar = tqdm(total=total, desc="train infonet", disable=not progress, mininterval=2.0)
 
     def card(final: bool) -> dict[str, Any]:
-        return {"model": "infonet", "architecture": arch, "training": p, "steps": step, "init": init_info,
-                "total_steps": step + (init_info["steps"] if init_info else 0),
-                "train_seconds": round(time.perf_counter() - t0, 1), "final": final,
-                "device": str(dev), "torch_threads": torch.get_num_threads(),
-                "input_transform": "per-margin rank r -> 2 r / (n + 1) - 1, onto the whole grid [-1, 1]",
-                "objective": "Donsker-Varadhan bound on held-out rows of the same mixture"}
+        return {
+            "model": "infonet",
+            "architecture": arch,
+            "training": p,
+            "steps": step,
+            "init": init_info,
+            "total_steps": step + (init_info["steps"] if init_info else 0),
+            "train_seconds": round(time.perf_counter() - t0, 1),
+            "final": final,
+            "device": str(dev),
+            "torch_threads": torch.get_num_threads(),
+            "input_transform": "per-margin rank r -> 2 r / (n + 1) - 1, onto the whole grid [-1, 1]",
+            "objective": "Donsker-Varadhan bound on held-out rows of the same mixture",
+        }
 
     def save(final: bool) -> dict[str, Any]:
         c = card(final)
@@ -205,9 +252,17 @@ def train(params: dict[str, Any] | None, out_weights: str | Path, log_csv: str |
         val = -loss.item()
         ema = val if ema is None else 0.98 * ema + 0.02 * val
         if step % p["log_every"] == 0 or step == 1:
-            rows.append({"step": step, "seconds": round(time.perf_counter() - t0, 2), "n": n, "lr": f"{lr:.3g}",
-                         "loss": round(loss.item(), 5), "dv_mean": round(ema, 5),
-                         "grad_norm": round(float(gnorm), 4)})
+            rows.append(
+                {
+                    "step": step,
+                    "seconds": round(time.perf_counter() - t0, 2),
+                    "n": n,
+                    "lr": f"{lr:.3g}",
+                    "loss": round(loss.item(), 5),
+                    "dv_mean": round(ema, 5),
+                    "grad_norm": round(float(gnorm), 4),
+                }
+            )
             bar.set_postfix(dv=f"{ema:.3f}", n=n)
         bar.update(1)
         if time.perf_counter() - last_save > 60.0 * p["save_every_minutes"]:

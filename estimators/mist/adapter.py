@@ -8,10 +8,11 @@ Weights default to the files shipped in `estimators/weights/`. Loading checks
 the card (kind, architecture) and the SHA-256 of the weights and loads strictly:
 a missing, truncated or mismatched checkpoint is an error, never random weights.
 """
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -29,8 +30,9 @@ WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 def load_model(weights: str | Path, kind: str, device: torch.device) -> tuple[MISTNet, FeatureConfig, dict]:
     card = read_card(weights)  # missing file / card / hash mismatch -> CheckpointError
     if card.get("kind") != kind:
-        raise CheckpointError(f"checkpoint {weights} is a {card.get('kind')!r} checkpoint, "
-                              f"the {kind!r} estimator needs a {kind!r} one")
+        raise CheckpointError(
+            f"checkpoint {weights} is a {card.get('kind')!r} checkpoint, the {kind!r} estimator needs a {kind!r} one"
+        )
     try:
         arch = Architecture.from_dict(card["architecture"])
         fcfg = FeatureConfig.from_dict(card["features"])
@@ -40,11 +42,16 @@ def load_model(weights: str | Path, kind: str, device: torch.device) -> tuple[MI
         raise CheckpointError(f"checkpoint {weights}: architecture quantile={arch.quantile} does not fit {kind!r}")
     # The weights' shapes are checked on load; these card fields are not in the weights, and a
     # card that disagrees with itself would otherwise fail late or predict from the wrong inputs.
-    for field, want in (("token_dim", fcfg.token_dim), ("context_dim", fcfg.context_dim),
-                        ("residual", fcfg.side_input)):
+    for field, want in (
+        ("token_dim", fcfg.token_dim),
+        ("context_dim", fcfg.context_dim),
+        ("residual", fcfg.side_input),
+    ):
         if getattr(arch, field) != want:
-            raise CheckpointError(f"checkpoint card of {weights}: architecture {field}={getattr(arch, field)!r} "
-                                  f"does not match its features ({want!r})")
+            raise CheckpointError(
+                f"checkpoint card of {weights}: architecture {field}={getattr(arch, field)!r} "
+                f"does not match its features ({want!r})"
+            )
     model = MISTNet(arch)
     load_checkpoint(model, weights, device=str(device))
     model.to(device).eval()
@@ -57,8 +64,14 @@ class _MISTBase(Estimator):
     min_n = 4
     kind = "mist"
 
-    def __init__(self, weights: str | None = None, swap_average: bool = True, batch_size: int = 256,
-                 device: str = "auto", **extra) -> None:
+    def __init__(
+        self,
+        weights: str | None = None,
+        swap_average: bool = True,
+        batch_size: int = 256,
+        device: str = "auto",
+        **extra,
+    ) -> None:
         super().__init__(weights=weights, swap_average=swap_average, batch_size=batch_size, device=device, **extra)
         self.device = resolve_device(device)
         path = Path(weights) if weights else WEIGHTS_DIR / f"{self.kind}.safetensors"
@@ -86,7 +99,7 @@ class _MISTBase(Estimator):
         for n in np.unique(ns):
             idx = np.flatnonzero(ns == n)
             for s in range(0, len(idx), bs):
-                chunk = idx[s:s + bs]
+                chunk = idx[s : s + bs]
                 feats = [dataset_features(*datasets[i], self.features) for i in chunk]
                 tok = np.stack([f[0] for f in feats])
                 ctx = np.stack([f[1] for f in feats])
@@ -97,10 +110,19 @@ class _MISTBase(Estimator):
                 tau = None
                 if taus:
                     tau = torch.tensor(taus, dtype=torch.float32, device=self.device).expand(len(g), -1)
-                pred = self.model(torch.from_numpy(tok).to(self.device), torch.from_numpy(ctx).to(self.device),
-                                  torch.from_numpy(g).to(self.device), tau).double().cpu().numpy()
+                pred = (
+                    self.model(
+                        torch.from_numpy(tok).to(self.device),
+                        torch.from_numpy(ctx).to(self.device),
+                        torch.from_numpy(g).to(self.device),
+                        tau,
+                    )
+                    .double()
+                    .cpu()
+                    .numpy()
+                )
                 if swap:
-                    pred = 0.5 * (pred[:len(chunk)] + pred[len(chunk):])
+                    pred = 0.5 * (pred[: len(chunk)] + pred[len(chunk) :])
                 out[chunk] = pred
         return out
 
@@ -116,8 +138,9 @@ class MIST(_MISTBase):
     name = "mist"
     kind = "mist"
 
-    def __init__(self, weights: str | None = None, swap_average: bool = True, batch_size: int = 256,
-                 device: str = "auto") -> None:  # explicit: a misspelt parameter is an error
+    def __init__(
+        self, weights: str | None = None, swap_average: bool = True, batch_size: int = 256, device: str = "auto"
+    ) -> None:  # explicit: a misspelt parameter is an error
         super().__init__(weights=weights, swap_average=swap_average, batch_size=batch_size, device=device)
 
     def _estimate_batch(self, datasets):
@@ -140,23 +163,39 @@ class MIST_QR(_MISTBase):
     name = "mist_qr"
     kind = "mist_qr"
 
-    def __init__(self, weights: str | None = None, swap_average: bool = True, batch_size: int = 256,
-                 device: str = "auto", taus: Sequence[float] = TAU_GRID,
-                 interval: Sequence[float] = (0.05, 0.95), calibrated: bool = True) -> None:
+    def __init__(
+        self,
+        weights: str | None = None,
+        swap_average: bool = True,
+        batch_size: int = 256,
+        device: str = "auto",
+        taus: Sequence[float] = TAU_GRID,
+        interval: Sequence[float] = (0.05, 0.95),
+        calibrated: bool = True,
+    ) -> None:
         taus = tuple(sorted({float(t) for t in (*taus, *interval, 0.5)}))
         if not all(0.0 < t < 1.0 for t in taus):
             raise ValueError(f"quantile levels must lie in (0, 1), got {taus}")
         lo, hi = (float(v) for v in interval)
         if not lo < 0.5 < hi:
             raise ValueError(f"interval must bracket the median, got {interval}")
-        super().__init__(weights=weights, swap_average=swap_average, batch_size=batch_size, device=device,
-                         taus=taus, interval=(lo, hi), calibrated=calibrated)
+        super().__init__(
+            weights=weights,
+            swap_average=swap_average,
+            batch_size=batch_size,
+            device=device,
+            taus=taus,
+            interval=(lo, hi),
+            calibrated=calibrated,
+        )
         cal = self.card.get("calibration") if calibrated else None
         # Conformal spread scale from held-out IMD data (estimators.mist.calibration); 1 = raw quantiles.
         # It was fitted for one interval: at another level it would mis-state the coverage.
         if cal and tuple(cal["interval"]) != (lo, hi):
-            raise ValueError(f"the conformal scale of {self.weights_path.name} was fitted for the interval "
-                             f"{tuple(cal['interval'])}; pass calibrated=False for raw quantiles at {(lo, hi)}")
+            raise ValueError(
+                f"the conformal scale of {self.weights_path.name} was fitted for the interval "
+                f"{tuple(cal['interval'])}; pass calibrated=False for raw quantiles at {(lo, hi)}"
+            )
         self.spread_scale = float(cal["spread_scale"]) if cal else 1.0
 
     def _estimate_batch(self, datasets):
@@ -168,7 +207,17 @@ class MIST_QR(_MISTBase):
         out = []
         for row in q:
             qmap = {t: float(v) for t, v in zip(taus, row)}
-            out.append(Estimate(mi=qmap[0.5], lower=qmap[lo], upper=qmap[hi], quantiles=qmap,
-                                info={"interval_level": round(hi - lo, 10), "weights": str(self.weights_path),
-                                      "spread_scale": self.spread_scale}))
+            out.append(
+                Estimate(
+                    mi=qmap[0.5],
+                    lower=qmap[lo],
+                    upper=qmap[hi],
+                    quantiles=qmap,
+                    info={
+                        "interval_level": round(hi - lo, 10),
+                        "weights": str(self.weights_path),
+                        "spread_scale": self.spread_scale,
+                    },
+                )
+            )
         return out

@@ -11,6 +11,7 @@ an OoMD family.
 
     python -m estimators.mist.calibration estimators/weights/mist_qr.safetensors
 """
+
 from __future__ import annotations
 
 import argparse
@@ -19,8 +20,8 @@ import math
 import numpy as np
 import torch
 
-from estimators.synthetic import metadataset
 from estimators.checkpoint import read_card, save_checkpoint
+from estimators.synthetic import metadataset
 
 
 def needed_scale(q_lo: np.ndarray, med: np.ndarray, q_hi: np.ndarray, truth: np.ndarray) -> np.ndarray:
@@ -45,8 +46,10 @@ def calibrate(weights: str, size: int = 600, seed: int = 424242, level: float = 
     # The model's own n and d ranges (its min_n comes from them too), drawn with a seed of their own.
     data = est.card["training"]["data_spec"]
     if int(seed) == int(data["val_seed"]):
-        raise ValueError(f"calibration seed {seed} is the validation seed that picked this checkpoint: "
-                         "the calibration datasets must be fresh")
+        raise ValueError(
+            f"calibration seed {seed} is the validation seed that picked this checkpoint: "
+            "the calibration datasets must be fresh"
+        )
     items = metadataset.validation_set({"n": data["n"], "d": data["d"], "val_size": size, "val_seed": seed})
     out = est.estimate_batch([(d["x"], d["y"]) for d in items])
     lo, hi = est.params["interval"]
@@ -58,10 +61,19 @@ def calibrate(weights: str, size: int = 600, seed: int = 424242, level: float = 
     before = float(((q_lo <= truth) & (truth <= q_hi)).mean())
     after = float(((med - s * (med - q_lo) <= truth) & (truth <= med + s * (q_hi - med))).mean())
     card = read_card(weights)
-    card["calibration"] = {"spread_scale": s, "level": level, "interval": [lo, hi], "datasets": size,
-                           "seed": seed, "families": "imd", "n": list(data["n"]), "d": list(data["d"]),
-                           "coverage_before": before, "coverage_after": after,
-                           "swap_average": bool(est.params["swap_average"])}
+    card["calibration"] = {
+        "spread_scale": s,
+        "level": level,
+        "interval": [lo, hi],
+        "datasets": size,
+        "seed": seed,
+        "families": "imd",
+        "n": list(data["n"]),
+        "d": list(data["d"]),
+        "coverage_before": before,
+        "coverage_after": after,
+        "swap_average": bool(est.params["swap_average"]),
+    }
     for key in ("sha256", "weights_file", "n_parameters"):
         card.pop(key, None)
     save_checkpoint(est.model, weights, card)  # rewrites the same tensors and the updated card, atomically

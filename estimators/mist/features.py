@@ -43,11 +43,13 @@ Pipeline for one dataset (x: n x dx, y: n x dy):
 Everything here is numpy and per dataset: it runs in data-loader workers
 during training and once per dataset at inference.
 """
+
 from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 from scipy.special import ndtri
@@ -55,7 +57,7 @@ from scipy.stats import rankdata
 
 RHO_MAX = 0.9999
 RAW_STATS_BASE = 6  # raw-value statistics besides the Gaussian MI at each shrinkage (see `_raw_stats`)
-ALIGN_STATS = 11    # entries of `_align_stats`
+ALIGN_STATS = 11  # entries of `_align_stats`
 
 
 def _raw_count(n_shrinks: int) -> int:
@@ -65,19 +67,19 @@ def _raw_count(n_shrinks: int) -> int:
 
 @dataclasses.dataclass(frozen=True)
 class FeatureConfig:
-    normalisation: str = "copula"   # copula | standard
-    k_pairs: int = 8                # canonical pairs in each row token
-    side_input: bool = True         # Gaussian-copula MI in the context (and the head predicts a correction)
-    max_rows: int | None = None     # tokens from at most this many rows (context always uses all rows)
-    shrink: float = 1.0             # c in lambda = c D / (c D + n), D = dx + dy (1.0: the first design)
-    extra_shrinks: tuple = ()       # further c values whose Gaussian-copula MI goes into the context
-    pair_stats: bool = False        # context: Gaussian MI of the strongest single column pairs (see below)
-    radial_stats: bool = False      # context: spread and correlation of the x and y squared norms (all rows)
-    block_stats: bool = False       # context: strength of the correlations within x, within y and across
-    raw_stats: bool = False         # context: pair stats, Gaussian MI, distance and rank-1 structure of the raw values
-    raw_max_n: int | None = None    # raw_stats only for n <= this (zeros above, where the ranks are fine grained)
-    align_stats: bool = False       # context: correlations of x_i with y_i in the given column order (see below)
-    align_shuffle: float = 0.0      # training only: this share of datasets has y's columns shuffled first
+    normalisation: str = "copula"  # copula | standard
+    k_pairs: int = 8  # canonical pairs in each row token
+    side_input: bool = True  # Gaussian-copula MI in the context (and the head predicts a correction)
+    max_rows: int | None = None  # tokens from at most this many rows (context always uses all rows)
+    shrink: float = 1.0  # c in lambda = c D / (c D + n), D = dx + dy (1.0: the first design)
+    extra_shrinks: tuple = ()  # further c values whose Gaussian-copula MI goes into the context
+    pair_stats: bool = False  # context: Gaussian MI of the strongest single column pairs (see below)
+    radial_stats: bool = False  # context: spread and correlation of the x and y squared norms (all rows)
+    block_stats: bool = False  # context: strength of the correlations within x, within y and across
+    raw_stats: bool = False  # context: pair stats, Gaussian MI, distance and rank-1 structure of the raw values
+    raw_max_n: int | None = None  # raw_stats only for n <= this (zeros above, where the ranks are fine grained)
+    align_stats: bool = False  # context: correlations of x_i with y_i in the given column order (see below)
+    align_shuffle: float = 0.0  # training only: this share of datasets has y's columns shuffled first
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "extra_shrinks", tuple(float(c) for c in self.extra_shrinks))
@@ -143,7 +145,7 @@ class FeatureConfig:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "FeatureConfig":
+    def from_dict(cls, d: dict[str, Any]) -> FeatureConfig:
         return cls(**d)
 
 
@@ -187,8 +189,9 @@ def _inv_sqrt_shrunk(w: np.ndarray, v: np.ndarray, lam: float) -> np.ndarray:
     return (v / np.sqrt(s)) @ v.T
 
 
-def dataset_features(x: np.ndarray, y: np.ndarray, cfg: FeatureConfig,
-                     rng: np.random.Generator | None = None) -> tuple[np.ndarray, np.ndarray, float]:
+def dataset_features(
+    x: np.ndarray, y: np.ndarray, cfg: FeatureConfig, rng: np.random.Generator | None = None
+) -> tuple[np.ndarray, np.ndarray, float]:
     """Return (tokens (m, token_dim) float32, context (context_dim,) float32, g); m = min(n, max_rows).
 
     With `rng`, each canonical pair gets a random joint sign flip (training
@@ -231,8 +234,8 @@ def dataset_features(x: np.ndarray, y: np.ndarray, cfg: FeatureConfig,
         sign = rng.choice([-1.0, 1.0], size=kk)
         u *= sign
         v *= sign
-    rx = ((zx ** 2).sum(1) - dx) / np.sqrt(2.0 * dx)
-    ry = ((zy ** 2).sum(1) - dy) / np.sqrt(2.0 * dy)
+    rx = ((zx**2).sum(1) - dx) / np.sqrt(2.0 * dx)
+    ry = ((zy**2).sum(1) - dy) / np.sqrt(2.0 * dy)
     if cfg.max_rows is not None and n > cfg.max_rows:
         # A stratified subsample along the first canonical pair: rows at evenly
         # spaced positions of the order of u_1 + v_1. It depends on the rows'
@@ -243,7 +246,7 @@ def dataset_features(x: np.ndarray, y: np.ndarray, cfg: FeatureConfig,
         u, v, rx, ry = u[keep], v[keep], rx[keep], ry[keep]
     tokens = np.zeros((len(u), cfg.token_dim), dtype=np.float32)
     tokens[:, :kk] = u
-    tokens[:, K:K + kk] = v
+    tokens[:, K : K + kk] = v
     tokens[:, 2 * K] = rx
     tokens[:, 2 * K + 1] = ry
     np.clip(tokens, -8.0, 8.0, out=tokens)
@@ -259,16 +262,38 @@ def dataset_features(x: np.ndarray, y: np.ndarray, cfg: FeatureConfig,
     raw = []
     if cfg.raw_stats:
         shrinks = (cfg.shrink, *cfg.extra_shrinks)
-        raw = (_raw_stats(x, y, shrinks, cfg.max_rows) if cfg.raw_max_n is None or n <= cfg.raw_max_n
-               else [0.0] * _raw_count(len(shrinks)))
-    ctx = np.concatenate([
-        [np.log(n) / 6.0, 3.0 / np.sqrt(n), np.log(dx) / 3.5, np.log(dy) / 3.5,
-         min(dx / n, 5.0), min(dy / n, 5.0), np.log1p(dx * dy / (2.0 * n)), k / 32.0,
-         lam, min(dx, dy) / max(dx, dy),
-         side * g / 5.0, side * np.log1p(g), side * pair_mi[kk:].sum() / 5.0],
-        side * rho_k, side * mi_k / 2.0, side * np.asarray(extra, dtype=np.float64), pairs, radial, block, raw,
-        _align_stats(zx, zy) if cfg.align_stats else [],
-    ]).astype(np.float32)
+        raw = (
+            _raw_stats(x, y, shrinks, cfg.max_rows)
+            if cfg.raw_max_n is None or n <= cfg.raw_max_n
+            else [0.0] * _raw_count(len(shrinks))
+        )
+    ctx = np.concatenate(
+        [
+            [
+                np.log(n) / 6.0,
+                3.0 / np.sqrt(n),
+                np.log(dx) / 3.5,
+                np.log(dy) / 3.5,
+                min(dx / n, 5.0),
+                min(dy / n, 5.0),
+                np.log1p(dx * dy / (2.0 * n)),
+                k / 32.0,
+                lam,
+                min(dx, dy) / max(dx, dy),
+                side * g / 5.0,
+                side * np.log1p(g),
+                side * pair_mi[kk:].sum() / 5.0,
+            ],
+            side * rho_k,
+            side * mi_k / 2.0,
+            side * np.asarray(extra, dtype=np.float64),
+            pairs,
+            radial,
+            block,
+            raw,
+            _align_stats(zx, zy) if cfg.align_stats else [],
+        ]
+    ).astype(np.float32)
     return tokens, ctx, g if cfg.side_input else 0.0
 
 
@@ -281,7 +306,7 @@ def _pair_signs(w: np.ndarray) -> np.ndarray:
     instead, by sum_i w_ref^3 w_k, which flips with pair k alone. The reference is the
     first pair with a clear skewness, else the first pair as the SVD signed it: then
     flipping every pair at once maps the sample onto itself, so that sign is free."""
-    s3 = (w ** 3).sum(0)
+    s3 = (w**3).sum(0)
     signs = np.where(s3 < 0, -1.0, 1.0)
     tied = np.abs(s3) <= 1e-9 * (np.abs(w) ** 3).sum(0)
     if not tied.any():
@@ -336,7 +361,7 @@ class _ShrunkCCA:
 def _canonical_mi(s: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """The first k canonical correlations, capped at RHO_MAX, and each pair's -1/2 log(1 - rho^2)."""
     rho = np.clip(s[:k], 0.0, RHO_MAX)
-    return rho, -0.5 * np.log1p(-rho ** 2)
+    return rho, -0.5 * np.log1p(-(rho**2))
 
 
 def _mi_pair(g: float) -> list[float]:
@@ -363,14 +388,15 @@ def _raw_stats(x: np.ndarray, y: np.ndarray, shrinks: tuple[float, ...], max_row
         out += _mi_pair(cca.gaussian_mi(c))
     n = zx.shape[0]
     if max_rows is not None and n > max_rows:
-        order = _row_order((zx * zx).sum(1) + (zy * zy).sum(1),
-                           lambda: (np.c_[zx.sum(1) + zy.sum(1), (zx.sum(1) - zy.sum(1)) ** 2],))
+        order = _row_order(
+            (zx * zx).sum(1) + (zy * zy).sum(1), lambda: (np.c_[zx.sum(1) + zy.sum(1), (zx.sum(1) - zy.sum(1)) ** 2],)
+        )
         keep = order[np.round(np.linspace(0, n - 1, max_rows)).astype(int)]
         zx, zy = zx[keep], zy[keep]
     return out + [_mantel(zx, zy)] + _top_shares(cca)
 
 
-def _top_shares(cca: "_ShrunkCCA") -> list[float]:
+def _top_shares(cca: _ShrunkCCA) -> list[float]:
     # Eigenvalues of a correlation matrix sum to d (0 for an all-constant block).
     return [float(w.max()) / max(float(w.sum()), 1e-12) for w in (cca.eig_x[0], cca.eig_y[0])]
 
@@ -409,7 +435,7 @@ def _pair_stats(sxy: np.ndarray) -> list[float]:
     sparse families) still shows in its own correlation. Per column, the best partner's
     -1/2 log(1 - r^2), summed and averaged over the x and y sides (so the statistic is
     the same for (x, y) and (y, x)), plus the single strongest pair."""
-    r2 = np.minimum(sxy ** 2, RHO_MAX ** 2)
+    r2 = np.minimum(sxy**2, RHO_MAX**2)
     best_x, best_y = r2.max(1), r2.max(0)
     mi = 0.25 * (-np.log1p(-best_x).sum() - np.log1p(-best_y).sum())
     top = -0.5 * np.log1p(-best_x.max())
@@ -422,9 +448,11 @@ def _radial_stats(white_rows_x: np.ndarray, white_rows_y: np.ndarray) -> list[fl
     For Gaussian rows |x|^2 is chi^2 with variance 2 dx (spread 0 on this log
     scale) and the correlation is sum_i rho_i^2 / sqrt(dx dy) from the
     canonical correlations; a shared scale (Student-t) raises both."""
-    mx, my = (white_rows_x ** 2).sum(1), (white_rows_y ** 2).sum(1)
-    spreads = [float(np.clip(np.log(max(m.var(), 1e-12) / (2.0 * a.shape[1])), -3.0, 5.0))
-               for m, a in ((mx, white_rows_x), (my, white_rows_y))]
+    mx, my = (white_rows_x**2).sum(1), (white_rows_y**2).sum(1)
+    spreads = [
+        float(np.clip(np.log(max(m.var(), 1e-12) / (2.0 * a.shape[1])), -3.0, 5.0))
+        for m, a in ((mx, white_rows_x), (my, white_rows_y))
+    ]
     degenerate = mx.std() < 1e-12 or my.std() < 1e-12  # e.g. n = 2: no correlation to speak of
     return spreads + [0.0 if degenerate else float(np.corrcoef(mx, my)[0, 1])]
 
@@ -442,11 +470,18 @@ def _align_stats(zx: np.ndarray, zy: np.ndarray) -> list[float]:
     r^2 exceeds the mean."""
     n, k = zx.shape[0], min(zx.shape[1], zy.shape[1])
     r = (zx[:, :k] * zy[:, :k]).mean(0)
-    r2 = np.minimum(r * r, RHO_MAX ** 2)
+    r2 = np.minimum(r * r, RHO_MAX**2)
     mi = -0.5 * np.log1p(-r2)
     cum = np.cumsum(mi)
-    return [mi.sum() / 5.0, np.log1p(mi.sum()), r2.mean(), (n * r2 > 4).mean(), (n * r2 > 9).mean(),
-            *(cum[min(q, k) - 1] / 5.0 for q in (1, 2, 4, 8, 16)), r2[:4].mean() - r2.mean()]
+    return [
+        mi.sum() / 5.0,
+        np.log1p(mi.sum()),
+        r2.mean(),
+        (n * r2 > 4).mean(),
+        (n * r2 > 9).mean(),
+        *(cum[min(q, k) - 1] / 5.0 for q in (1, 2, 4, 8, 16)),
+        r2[:4].mean() - r2.mean(),
+    ]
 
 
 def _block_stats(eig_xx: np.ndarray, eig_yy: np.ndarray, sxy: np.ndarray, n: int) -> list[float]:
@@ -458,6 +493,7 @@ def _block_stats(eig_xx: np.ndarray, eig_yy: np.ndarray, sxy: np.ndarray, n: int
     so they are far steadier than a CCA: in dense and latent-variable families
     the within-block correlations come from the same parameters as the MI.
     Like `pair_stats`, they read the given columns (after the copula transform)."""
+
     def triple(mean_r2: float, top: float) -> list[float]:
         return [mean_r2, np.log1p(n * mean_r2) / 3.0, top]
 
@@ -470,8 +506,9 @@ def _block_stats(eig_xx: np.ndarray, eig_yy: np.ndarray, sxy: np.ndarray, n: int
     return within(eig_xx) + within(eig_yy) + triple(float(s @ s) / sxy.size, float(s[0]) / np.sqrt(sxy.size))
 
 
-def batch_features(datasets, cfg: FeatureConfig, rng: np.random.Generator | None = None,
-                   swap: np.ndarray | None = None):
+def batch_features(
+    datasets, cfg: FeatureConfig, rng: np.random.Generator | None = None, swap: np.ndarray | None = None
+):
     """Stack features of datasets that share n: tokens (B, n, F), context (B, C), g (B,).
 
     `swap[i]` True computes dataset i's features with x and y exchanged.

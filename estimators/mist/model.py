@@ -13,6 +13,7 @@ MIST_QR is the same network with tau concatenated to the head input; it is
 trained with the pinball loss and evaluated on a tau grid, sorted at inference
 so quantiles never cross.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -38,13 +39,13 @@ class Architecture:
     ff_mult: int = 2
     head_hidden: int = 128
     quantile: bool = False
-    residual: bool = True     # predict g + correction (side input on)
+    residual: bool = True  # predict g + correction (side input on)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "Architecture":
+    def from_dict(cls, d: dict[str, Any]) -> Architecture:
         fields = {f.name for f in dataclasses.fields(cls)}
         unknown = set(d) - fields
         if unknown:
@@ -55,7 +56,7 @@ class Architecture:
 class ISAB(nn.Module):
     def __init__(self, width: int, heads: int, inducing: int, ff_mult: int) -> None:
         super().__init__()
-        self.inducing = nn.Parameter(torch.randn(1, inducing, width) * width ** -0.5)
+        self.inducing = nn.Parameter(torch.randn(1, inducing, width) * width**-0.5)
         self.mab1 = Attention(width, heads, ff_mult)
         self.mab2 = Attention(width, heads, ff_mult)
 
@@ -67,7 +68,7 @@ class ISAB(nn.Module):
 class PMA(nn.Module):
     def __init__(self, width: int, heads: int, ff_mult: int) -> None:
         super().__init__()
-        self.seed = nn.Parameter(torch.randn(1, 1, width) * width ** -0.5)
+        self.seed = nn.Parameter(torch.randn(1, 1, width) * width**-0.5)
         self.mab = Attention(width, heads, ff_mult)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -32,6 +32,7 @@ threads, changes torch's CPU rounding even at one torch thread). The best checkp
 validation split is saved with `estimators.checkpoint.save_checkpoint`; a
 resume file next to the loss CSV lets an interrupted run continue.
 """
+
 from __future__ import annotations
 
 import copy
@@ -49,13 +50,13 @@ import torch
 from threadpoolctl import threadpool_limits
 from torch.utils.data import IterableDataset
 
-from estimators.synthetic import bins, metadataset
-from estimators.code_digest import code_digest
 from estimators.atomic import atomic_path, write_text
 from estimators.checkpoint import card_path, save_checkpoint
+from estimators.code_digest import code_digest
 from estimators.device import resolve_device
 from estimators.mist.features import FeatureConfig, batch_features
 from estimators.mist.model import TAU_GRID, Architecture, MISTNet
+from estimators.synthetic import bins, metadataset
 
 VAL_TAUS = tuple(round(float(t), 10) for t in np.linspace(0.05, 0.95, 19))
 
@@ -63,8 +64,14 @@ DEFAULTS: dict[str, Any] = {
     "quantile": False,
     "seed": 0,
     "data": {},
-    "features": {"normalisation": "copula", "k_pairs": 8, "side_input": True, "max_rows": 128,
-                 "shrink": 0.1, "extra_shrinks": [0.02, 0.5]},
+    "features": {
+        "normalisation": "copula",
+        "k_pairs": 8,
+        "side_input": True,
+        "max_rows": 128,
+        "shrink": 0.1,
+        "extra_shrinks": [0.02, 0.5],
+    },
     "model": {"width": 64, "heads": 4, "inducing": 16, "n_isab": 2, "ff_mult": 2, "head_hidden": 128},
     "batch_size": 64,
     "lr": 1e-3,
@@ -83,8 +90,9 @@ DEFAULTS: dict[str, Any] = {
     "replay_pool": 256,
     "threads": 1,
     "resume": True,
-    "init_weights": None,   # start from this checkpoint (fine-tuning); it is validated first, so it is kept if never beaten
-    "calibrate": True,      # MIST_QR: conformal spread scale on held-out IMD data after training
+    # start from this checkpoint (fine-tuning); it is validated first, so it is kept if never beaten
+    "init_weights": None,
+    "calibrate": True,  # MIST_QR: conformal spread scale on held-out IMD data after training
     "calib_size": 600,
     # Polyak/EMA average of the weights (0 = off). Validation, the saved checkpoint and resume all use the
     # average: at small n the raw weights' validation MSE jumps by 2x between checks late in training,
@@ -111,17 +119,34 @@ class FeatureStream(IterableDataset):
     that worker's share of the shards; the shard order follows `order_seed`, after `skip`
     batches (a resumed run), while `seed` drives everything else (row subsets, swaps)."""
 
-    def __init__(self, data_spec: dict[str, Any], fcfg: FeatureConfig, batch_size: int, seed: int,
-                 swap_augment: bool, shards: list[str] | None = None, part: tuple[int, int] = (0, 1),
-                 skip: int = 0, order_seed: int | None = None) -> None:
+    def __init__(
+        self,
+        data_spec: dict[str, Any],
+        fcfg: FeatureConfig,
+        batch_size: int,
+        seed: int,
+        swap_augment: bool,
+        shards: list[str] | None = None,
+        part: tuple[int, int] = (0, 1),
+        skip: int = 0,
+        order_seed: int | None = None,
+    ) -> None:
         self.data_spec, self.fcfg, self.batch_size = data_spec, fcfg, batch_size
         self.seed, self.swap_augment, self.shards, self.part = seed, swap_augment, shards, part
         self.skip, self.order_seed = skip, seed if order_seed is None else order_seed
 
-    def for_worker(self, worker: int, workers: int) -> "FeatureStream":
-        return FeatureStream(self.data_spec, self.fcfg, self.batch_size, self.seed * 10 + worker,
-                             self.swap_augment, self.shards, (worker, workers), self.skip // workers,
-                             self.order_seed * 10 + worker)
+    def for_worker(self, worker: int, workers: int) -> FeatureStream:
+        return FeatureStream(
+            self.data_spec,
+            self.fcfg,
+            self.batch_size,
+            self.seed * 10 + worker,
+            self.swap_augment,
+            self.shards,
+            (worker, workers),
+            self.skip // workers,
+            self.order_seed * 10 + worker,
+        )
 
     def __iter__(self):
         info = torch.utils.data.get_worker_info()
@@ -135,8 +160,9 @@ class FeatureStream(IterableDataset):
         seed = self.seed * 1000 + wid
         rng = np.random.default_rng(np.random.SeedSequence([seed, 77]))
         if self.shards:
-            batches = metadataset.shard_batches(self.shards, self.data_spec, self.order_seed * 1000 + wid,
-                                                self.part, self.skip)
+            batches = metadataset.shard_batches(
+                self.shards, self.data_spec, self.order_seed * 1000 + wid, self.part, self.skip
+            )
         else:
             batches = metadataset.stream_batches(self.data_spec, self.batch_size, seed)
         for batch in batches:
@@ -186,8 +212,9 @@ class BatchSource:
             ctx = mp.get_context("spawn")  # not fork: BMI imports JAX, whose threads make fork unsafe
             self.queue = ctx.Queue(maxsize=8)
             for w in range(workers):
-                proc = ctx.Process(target=_produce, args=(stream.for_worker(w, workers), self.queue, os.getpid()),
-                                   daemon=True)
+                proc = ctx.Process(
+                    target=_produce, args=(stream.for_worker(w, workers), self.queue, os.getpid()), daemon=True
+                )
                 proc.start()
                 self.procs.append(proc)
         else:
@@ -211,8 +238,9 @@ class BatchSource:
             except _q.Empty:
                 dead = [p.exitcode for p in self.procs if not p.is_alive()]
                 if len(dead) == len(self.procs):
-                    raise RuntimeError(f"every data generator process exited (exit codes {dead}); "
-                                       "see the log above for its traceback") from None
+                    raise RuntimeError(
+                        f"every data generator process exited (exit codes {dead}); see the log above for its traceback"
+                    ) from None
         raise RuntimeError("no training data from the generator processes for 10 minutes")
 
     def next(self):
@@ -228,8 +256,8 @@ class BatchSource:
         self.reused += 1
         tok, ctx, g, mi = (torch.from_numpy(np.array(a)) for a in self.pool[int(self.rng.integers(len(self.pool)))])
         sign = torch.from_numpy(self.rng.choice([-1.0, 1.0], size=(tok.shape[0], 1, self.k)).astype(np.float32))
-        tok[:, :, :self.k] *= sign
-        tok[:, :, self.k:2 * self.k] *= sign
+        tok[:, :, : self.k] *= sign
+        tok[:, :, self.k : 2 * self.k] *= sign
         return tok, ctx, g, mi
 
     def close(self) -> None:
@@ -248,8 +276,7 @@ def pinball(pred: torch.Tensor, target: torch.Tensor, tau: torch.Tensor) -> torc
 def _param_groups(model: torch.nn.Module, weight_decay: float):
     decay, no_decay = [], []
     for name, p in model.named_parameters():
-        (no_decay if p.ndim <= 1 or name.endswith(".bias") or "inducing" in name or "seed" in name
-         else decay).append(p)
+        (no_decay if p.ndim <= 1 or name.endswith(".bias") or "inducing" in name or "seed" in name else decay).append(p)
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
@@ -320,8 +347,13 @@ def _make_ema(model: MISTNet, decay: float, state: dict | None = None):
 
 def build_model(p: dict[str, Any]) -> tuple[MISTNet, FeatureConfig]:
     fcfg = FeatureConfig(**p["features"])
-    arch = Architecture(token_dim=fcfg.token_dim, context_dim=fcfg.context_dim, quantile=bool(p["quantile"]),
-                        residual=fcfg.side_input, **p["model"])
+    arch = Architecture(
+        token_dim=fcfg.token_dim,
+        context_dim=fcfg.context_dim,
+        quantile=bool(p["quantile"]),
+        residual=fcfg.side_input,
+        **p["model"],
+    )
     return MISTNet(arch), fcfg
 
 
@@ -337,10 +369,13 @@ def load_init(model: MISTNet, fcfg: FeatureConfig, path: str, device: str = "cpu
         load_checkpoint(model, path, device=device)
         return
     plain = FeatureConfig(**{**fcfg.to_dict(), "align_stats": False, "align_shuffle": 0.0})
-    if FeatureConfig.from_dict(old_f) != plain or \
-            card.get("architecture") != {**model.arch.to_dict(), "context_dim": plain.context_dim}:
-        raise CheckpointError(f"init_weights {path}: its features or architecture differ from this run's "
-                              "by more than align_stats")
+    if FeatureConfig.from_dict(old_f) != plain or card.get("architecture") != {
+        **model.arch.to_dict(),
+        "context_dim": plain.context_dim,
+    }:
+        raise CheckpointError(
+            f"init_weights {path}: its features or architecture differ from this run's by more than align_stats"
+        )
     old = MISTNet(Architecture.from_dict(card["architecture"]))
     load_checkpoint(old, path, device=device)
     state = old.state_dict()
@@ -348,8 +383,9 @@ def load_init(model: MISTNet, fcfg: FeatureConfig, path: str, device: str = "cpu
     ctx_w = state["embed_ctx.weight"]
     state["embed_ctx.weight"] = torch.cat([ctx_w, ctx_w.new_zeros(ctx_w.shape[0], c1 - c0)], dim=1)
     head_w = state["head.0.weight"]  # input: [pooled (w) | context | tau (MIST_QR)]
-    state["head.0.weight"] = torch.cat([head_w[:, :w + c0], head_w.new_zeros(head_w.shape[0], c1 - c0),
-                                        head_w[:, w + c0:]], dim=1)
+    state["head.0.weight"] = torch.cat(
+        [head_w[:, : w + c0], head_w.new_zeros(head_w.shape[0], c1 - c0), head_w[:, w + c0 :]], dim=1
+    )
     model.load_state_dict(state, strict=True)
     print(f"init_weights {path}: widened by {c1 - c0} zero-weight align_stats inputs", file=sys.stderr)
 
@@ -364,8 +400,10 @@ def check_params(params: dict[str, Any] | None) -> dict[str, Any]:
     metadataset.train_families(spec)
     metadataset.val_families(spec)  # leakage guard at parse time, not after the shard jobs ran
     if spec["shards"] and spec["shards"] % max(1, int(p["workers"])):
-        raise ValueError(f"data.shards ({spec['shards']}) must be a multiple of workers ({p['workers']}): "
-                         "each data worker reads its own, equal share of the shards")
+        raise ValueError(
+            f"data.shards ({spec['shards']}) must be a multiple of workers ({p['workers']}): "
+            "each data worker reads its own, equal share of the shards"
+        )
     build_model(p)
     return p
 
@@ -377,8 +415,9 @@ def data_spec(p: dict[str, Any]) -> dict[str, Any]:
     return metadataset.full_spec(p["data"])
 
 
-def train(params: dict[str, Any] | None, out_weights, log_csv, device: str = "auto",
-          shards: list[str] | None = None) -> dict[str, Any]:
+def train(
+    params: dict[str, Any] | None, out_weights, log_csv, device: str = "auto", shards: list[str] | None = None
+) -> dict[str, Any]:
     """Train MIST or MIST_QR; write the best checkpoint and the loss curve. Returns the final card.
     With `data.shards` = K > 0, `shards` are the K files of the run's meta-dataset
     (`estimators.synthetic.metadataset.shard_paths`; the workflow's `metadataset_shard` rule builds them)."""
@@ -386,8 +425,10 @@ def train(params: dict[str, Any] | None, out_weights, log_csv, device: str = "au
     spec = data_spec(p)
     n_shards = spec["shards"]
     if n_shards and len(shards or []) != n_shards:
-        raise ValueError(f"data.shards = {n_shards}: pass the {n_shards} shard files of this meta-dataset "
-                         f"(got {len(shards or [])}); build them with `python -m estimators.synthetic.metadataset --build`")
+        raise ValueError(
+            f"data.shards = {n_shards}: pass the {n_shards} shard files of this meta-dataset "
+            f"(got {len(shards or [])}); build them with `python -m estimators.synthetic.metadataset --build`"
+        )
     if not n_shards and shards:
         raise ValueError("shard files given, but data.shards is 0 (the run streams fresh datasets)")
     # Here, not in the data worker, so that a stale or broken shard fails with its own message.
@@ -438,14 +479,30 @@ def train(params: dict[str, Any] | None, out_weights, log_csv, device: str = "au
     base = int(p["seed"]) * 100_003
     # A resumed run draws new row subsets and swaps, but continues its pass over the shards after
     # the batches it read (exactly with one data worker; replayed batches are not reads).
-    stream = FeatureStream(spec, fcfg, int(p["batch_size"]), base + step, bool(p["swap_augment"]), shards,
-                           skip=fresh0, order_seed=base)
+    stream = FeatureStream(
+        spec, fcfg, int(p["batch_size"]), base + step, bool(p["swap_augment"]), shards, skip=fresh0, order_seed=base
+    )
     source = BatchSource(stream, int(p["workers"]), int(p["replay_pool"]), fcfg.k_pairs, int(p["seed"]) + step)
     quantile = bool(p["quantile"])
     max_steps, max_sec = int(p["max_steps"]), 60.0 * float(p["max_minutes"] or 1e9)
     gen = torch.Generator().manual_seed(int(p["seed"]) + step)
-    fields = ["step", "datasets", "minutes", "lr", "train_loss", "val_loss", "val_mse", "val_mse_[10,100]",
-              "val_mse_(100,300]", "val_mse_(300,500]", "val_coverage90", "val_width90", "datasets_per_s", "fresh_batches", "replayed_batches"]
+    fields = [
+        "step",
+        "datasets",
+        "minutes",
+        "lr",
+        "train_loss",
+        "val_loss",
+        "val_mse",
+        "val_mse_[10,100]",
+        "val_mse_(100,300]",
+        "val_mse_(300,500]",
+        "val_coverage90",
+        "val_width90",
+        "datasets_per_s",
+        "fresh_batches",
+        "replayed_batches",
+    ]
     log_csv.parent.mkdir(parents=True, exist_ok=True)
     fh = open(log_csv, "w", newline="")
     writer = csv.DictWriter(fh, fieldnames=fields)
@@ -456,23 +513,49 @@ def train(params: dict[str, Any] | None, out_weights, log_csv, device: str = "au
         return model if ema is None else ema.module
 
     def card(metrics):
-        return {"kind": "mist_qr" if quantile else "mist", "architecture": model.arch.to_dict(),
-                "features": fcfg.to_dict(), "normalisation": fcfg.normalisation,
-                "training": {"params": p, "data_spec": spec, "steps": step, "datasets_seen": seen,
-                             # from shards, every epoch reads the same meta_dataset_size datasets again
-                             **({"meta_dataset_size": n_shards * int(spec["per_shard"])} if n_shards else
-                                {"fresh_datasets": (fresh0 + source.fresh) * int(p["batch_size"])}),
-                             "minutes": round((elapsed0 + time.perf_counter() - t0) / 60, 2)},
-                "validation": metrics, "tau_grid": list(TAU_GRID) if quantile else None}
+        return {
+            "kind": "mist_qr" if quantile else "mist",
+            "architecture": model.arch.to_dict(),
+            "features": fcfg.to_dict(),
+            "normalisation": fcfg.normalisation,
+            "training": {
+                "params": p,
+                "data_spec": spec,
+                "steps": step,
+                "datasets_seen": seen,
+                # from shards, every epoch reads the same meta_dataset_size datasets again
+                **(
+                    {"meta_dataset_size": n_shards * int(spec["per_shard"])}
+                    if n_shards
+                    else {"fresh_datasets": (fresh0 + source.fresh) * int(p["batch_size"])}
+                ),
+                "minutes": round((elapsed0 + time.perf_counter() - t0) / 60, 2),
+            },
+            "validation": metrics,
+            "tau_grid": list(TAU_GRID) if quantile else None,
+        }
 
     def save_resume(complete: bool) -> None:
         with atomic_path(resume_path) as tmp:
-            torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step, "seen": seen,
-                        "fresh": fresh0 + source.fresh, "reused": reused0 + source.reused,
-                        "ema": ema.state_dict() if ema is not None else None,
-                        "elapsed": elapsed0 + time.perf_counter() - t0, "best": best, "best_model": best_state,
-                        "best_card": json.dumps(best_card), "rows": json.dumps(rows),
-                        "fingerprint": fingerprint, "complete": complete}, tmp)
+            torch.save(
+                {
+                    "model": model.state_dict(),
+                    "opt": opt.state_dict(),
+                    "step": step,
+                    "seen": seen,
+                    "fresh": fresh0 + source.fresh,
+                    "reused": reused0 + source.reused,
+                    "ema": ema.state_dict() if ema is not None else None,
+                    "elapsed": elapsed0 + time.perf_counter() - t0,
+                    "best": best,
+                    "best_model": best_state,
+                    "best_card": json.dumps(best_card),
+                    "rows": json.dumps(rows),
+                    "fingerprint": fingerprint,
+                    "complete": complete,
+                },
+                tmp,
+            )
 
     def validate(train_loss: float, rate: float):
         nonlocal best, best_metrics, best_state, best_card
@@ -482,13 +565,23 @@ def train(params: dict[str, Any] | None, out_weights, log_csv, device: str = "au
             best_card = card(best_metrics)
             best_state = {k: v.detach().clone() for k, v in evaluated().state_dict().items()}
             save_checkpoint(evaluated(), out_weights, best_card)
-        row = {"step": step, "datasets": seen, "minutes": round((elapsed0 + time.perf_counter() - t0) / 60, 3),
-               "lr": opt.param_groups[0]["lr"], "train_loss": train_loss, "val_loss": m["loss"],
-               "val_mse": m["mse"], "val_mse_[10,100]": m["mse_[10,100]"],
-               "val_mse_(100,300]": m["mse_(100,300]"], "val_mse_(300,500]": m["mse_(300,500]"],
-               "val_coverage90": m.get("coverage90", ""), "val_width90": m.get("width90", ""),
-               "datasets_per_s": rate, "fresh_batches": fresh0 + source.fresh,
-               "replayed_batches": reused0 + source.reused}
+        row = {
+            "step": step,
+            "datasets": seen,
+            "minutes": round((elapsed0 + time.perf_counter() - t0) / 60, 3),
+            "lr": opt.param_groups[0]["lr"],
+            "train_loss": train_loss,
+            "val_loss": m["loss"],
+            "val_mse": m["mse"],
+            "val_mse_[10,100]": m["mse_[10,100]"],
+            "val_mse_(100,300]": m["mse_(100,300]"],
+            "val_mse_(300,500]": m["mse_(300,500]"],
+            "val_coverage90": m.get("coverage90", ""),
+            "val_width90": m.get("width90", ""),
+            "datasets_per_s": rate,
+            "fresh_batches": fresh0 + source.fresh,
+            "replayed_batches": reused0 + source.reused,
+        }
         rows.append(row)
         writer.writerow(row)
         fh.flush()
@@ -498,8 +591,14 @@ def train(params: dict[str, Any] | None, out_weights, log_csv, device: str = "au
     from tqdm import tqdm
 
     t0 = time.perf_counter()
-    bar = tqdm(total=max_steps if max_steps < 1_000_000 else None, initial=step, desc="mist_qr" if quantile else "mist",
-               mininterval=10, file=sys.stderr, dynamic_ncols=True)
+    bar = tqdm(
+        total=max_steps if max_steps < 1_000_000 else None,
+        initial=step,
+        desc="mist_qr" if quantile else "mist",
+        mininterval=10,
+        file=sys.stderr,
+        dynamic_ncols=True,
+    )
     run_loss, run_n, win_t, win_seen = 0.0, 0, time.perf_counter(), 0
     if step == 0 and p["init_weights"]:
         validate(float("nan"), 0.0)  # the starting checkpoint competes for "best"
@@ -512,7 +611,8 @@ def train(params: dict[str, Any] | None, out_weights, log_csv, device: str = "au
         tok, ctx, g, mi = source.next()
         # The step fraction alone keeps the schedule independent of the machine's speed (reproducible).
         progress = {"steps": step / max_steps, "minutes": elapsed / max_sec}.get(
-            p["schedule_by"], max(step / max_steps, elapsed / max_sec))
+            p["schedule_by"], max(step / max_steps, elapsed / max_sec)
+        )
         for grp in opt.param_groups:
             grp["lr"] = p["lr"] * _lr_factor(progress, step, p)
         tok, ctx, g, mi = tok.to(dev), ctx.to(dev), g.to(dev), mi.to(dev)
@@ -536,8 +636,9 @@ def train(params: dict[str, Any] | None, out_weights, log_csv, device: str = "au
         if step % int(p["val_every"]) == 0:
             rate = win_seen / (time.perf_counter() - win_t)
             last_m = validate(run_loss / run_n, rate)
-            bar.set_postfix(train=f"{run_loss / run_n:.3f}", val=f"{last_m['loss']:.3f}", best=f"{best:.3f}",
-                            ds_s=f"{rate:.0f}")
+            bar.set_postfix(
+                train=f"{run_loss / run_n:.3f}", val=f"{last_m['loss']:.3f}", best=f"{best:.3f}", ds_s=f"{rate:.0f}"
+            )
             run_loss, run_n, win_t, win_seen = 0.0, 0, time.perf_counter(), 0
     if run_n or not best_metrics:
         rate = win_seen / max(1e-9, time.perf_counter() - win_t)
@@ -547,8 +648,9 @@ def train(params: dict[str, Any] | None, out_weights, log_csv, device: str = "au
     fh.close()
     if best_card is None:
         save_resume(complete=True)  # a rerun starts afresh
-        raise RuntimeError(f"MIST training diverged: no finite validation loss in {step} steps "
-                           f"(see {log_csv}); no checkpoint written")
+        raise RuntimeError(
+            f"MIST training diverged: no finite validation loss in {step} steps (see {log_csv}); no checkpoint written"
+        )
     final = card(best_metrics)
     # Which budget ended the run, on the saved card too: only a step-bound run is reproducible.
     ended = {"final_step": step, "stopped_by": "max_steps" if step >= max_steps else "max_minutes"}

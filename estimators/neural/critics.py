@@ -6,17 +6,24 @@ own generator at its true fan-in and then zero-padded; zero input columns and
 zero weight rows get zero gradient, so padding never changes what a dataset
 learns (Adam is elementwise, and a zero gradient leaves a zero weight at zero).
 """
+
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 
 
-def stacked_linear(gens: Sequence[torch.Generator], fan_in: Sequence[int], fan_out: Sequence[int],
-                   in_max: int | None = None, out_max: int | None = None, zero: bool = False,
-                   init_fan_in: Sequence[int] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def stacked_linear(
+    gens: Sequence[torch.Generator],
+    fan_in: Sequence[int],
+    fan_out: Sequence[int],
+    in_max: int | None = None,
+    out_max: int | None = None,
+    zero: bool = False,
+    init_fan_in: Sequence[int] | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Weights (G, in_max, out_max) and biases (G, 1, out_max), padded with zeros.
 
     Initialised as torch.nn.Linear (uniform +-1/sqrt(fan_in)) per dataset;
@@ -59,8 +66,7 @@ def _tanh_forward(pre: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 ACTIVATIONS = {
     "relu": (torch.relu, _relu_forward, lambda g, out: torch.ops.aten.threshold_backward(g, out, 0)),
     "tanh": (torch.tanh, _tanh_forward, torch.ops.aten.tanh_backward),
-    "silu": (torch.nn.functional.silu, lambda pre: (torch.nn.functional.silu(pre), pre),
-             torch.ops.aten.silu_backward),
+    "silu": (torch.nn.functional.silu, lambda pre: (torch.nn.functional.silu(pre), pre), torch.ops.aten.silu_backward),
 }
 
 
@@ -101,7 +107,7 @@ class _PairMLP(torch.autograd.Function):
         g, h, r, c = ctx.shape
         saved = ctx.saved_tensors
         layers = len(saved) // 4
-        inputs, acts, weights = saved[:layers], saved[layers:2 * layers], saved[2 * layers:]
+        inputs, acts, weights = saved[:layers], saved[layers : 2 * layers], saved[2 * layers :]
         act_backward = ACTIVATIONS[ctx.act][2]
         dz = grad.reshape(g, 1, r * c)
         grads = []
@@ -135,8 +141,9 @@ class _Affine(torch.autograd.Function):
         return grad * gamma, (grad * z).sum(1, keepdim=True), grad.sum(1, keepdim=True)
 
 
-def group_norm(h: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor, groups: int,
-               eps: float = 1e-5) -> torch.Tensor:
+def group_norm(
+    h: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor, groups: int, eps: float = 1e-5
+) -> torch.Tensor:
     """GroupNorm over the feature axis of (G, R, H), per row; gamma/beta (G, 1, H).
 
     Each group of H / groups features is a row of torch's fused layer_norm (the
@@ -221,21 +228,47 @@ class CriticEstimator(NeuralEstimator):
     # Keyword parameters a subclass adds (MINE's alpha); any other name is a typo and an error.
     extra_params: tuple[str, ...] = ()
 
-    def __init__(self, hidden=None, activation: str = "relu", steps: int = 2000, batch: int | None = None,
-                 lr: float = 3e-3, eval_every: int = 100, patience: int = 3, train_fraction: float = 0.5,
-                 standardize: bool = True, seed: int = 0, group_size: int = 64, batched: bool = True,
-                 device: str = "auto", **extra) -> None:
+    def __init__(
+        self,
+        hidden=None,
+        activation: str = "relu",
+        steps: int = 2000,
+        batch: int | None = None,
+        lr: float = 3e-3,
+        eval_every: int = 100,
+        patience: int = 3,
+        train_fraction: float = 0.5,
+        standardize: bool = True,
+        seed: int = 0,
+        group_size: int = 64,
+        batched: bool = True,
+        device: str = "auto",
+        **extra,
+    ) -> None:
         unknown = sorted(set(extra) - set(self.extra_params))
         if unknown:
             raise TypeError(f"{type(self).__name__} got unexpected parameters {unknown}")
         hidden = self.default_hidden if hidden is None else hidden
         batch = self.default_batch if batch is None else batch
         PairCritic(hidden, activation)  # validates
-        super().__init__(**common_params(
-            hidden=tuple(int(h) for h in hidden), activation=activation, steps=int(steps), batch=int(batch),
-            lr=float(lr), eval_every=int(eval_every), patience=int(patience),
-            train_fraction=float(train_fraction), standardize=bool(standardize), seed=int(seed),
-            group_size=int(group_size), batched=bool(batched), device=device, **extra))
+        super().__init__(
+            **common_params(
+                hidden=tuple(int(h) for h in hidden),
+                activation=activation,
+                steps=int(steps),
+                batch=int(batch),
+                lr=float(lr),
+                eval_every=int(eval_every),
+                patience=int(patience),
+                train_fraction=float(train_fraction),
+                standardize=bool(standardize),
+                seed=int(seed),
+                group_size=int(group_size),
+                batched=bool(batched),
+                device=device,
+                **extra,
+            )
+        )
 
     def critic(self) -> PairCritic:
         return PairCritic(self.params["hidden"], self.params["activation"])

@@ -14,19 +14,21 @@ then fall one evaluation apart, within the seed-to-seed spread). Datasets that s
 diverge (non-finite loss) are dropped from the group, which shrinks the work
 and keeps a NaN in one dataset away from the others.
 """
+
 from __future__ import annotations
 
 import dataclasses
 import math
 import traceback
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 
+from estimators import standardise as _std
 from estimators.base import Estimate, Estimator
 from estimators.device import resolve_device
-from estimators import standardise as _std
 
 # Steps of randomness drawn per dataset at a time. A constant, so that the
 # random stream of a dataset does not depend on the group it trains in.
@@ -47,8 +49,7 @@ class Prepared:
     gen: torch.Generator
 
 
-def prepare(x: np.ndarray, y: np.ndarray, seed: int, train_fraction: float = 0.5,
-            standardise: bool = True) -> Prepared:
+def prepare(x: np.ndarray, y: np.ndarray, seed: int, train_fraction: float = 0.5, standardise: bool = True) -> Prepared:
     gen = torch.Generator().manual_seed(int(seed))
     if standardise:  # before the split, as BMI does
         x, y = _std.standardise(x), _std.standardise(y)
@@ -100,15 +101,21 @@ class Group:
     batch: torch.Tensor  # rows per training batch: min(batch, ntr)
 
     @classmethod
-    def build(cls, preps: Sequence[Prepared], batch: int, device: torch.device) -> "Group":
+    def build(cls, preps: Sequence[Prepared], batch: int, device: torch.device) -> Group:
         def sizes(f: Callable[[Prepared], int]) -> torch.Tensor:
             return torch.tensor([f(p) for p in preps], device=device)
-        ntr = sizes(lambda p: p.xtr.shape[0])
-        return cls(*(pad_stack([getattr(p, k) for p in preps]).to(device) for k in ("xtr", "ytr", "xte", "yte")),
-                   ntr=ntr, nte=sizes(lambda p: p.xte.shape[0]), dx=sizes(lambda p: p.xtr.shape[1]),
-                   dy=sizes(lambda p: p.ytr.shape[1]), batch=ntr.clamp(max=batch))
 
-    def select(self, idx: torch.Tensor) -> "Group":
+        ntr = sizes(lambda p: p.xtr.shape[0])
+        return cls(
+            *(pad_stack([getattr(p, k) for p in preps]).to(device) for k in ("xtr", "ytr", "xte", "yte")),
+            ntr=ntr,
+            nte=sizes(lambda p: p.xte.shape[0]),
+            dx=sizes(lambda p: p.xtr.shape[1]),
+            dy=sizes(lambda p: p.ytr.shape[1]),
+            batch=ntr.clamp(max=batch),
+        )
+
+    def select(self, idx: torch.Tensor) -> Group:
         return Group(**{f.name: getattr(self, f.name)[idx] for f in dataclasses.fields(self)})
 
 
@@ -129,7 +136,7 @@ class BatchedAdam:
         # most of the cost of a step for small networks.
         self.t += 1
         b1, b2 = self.betas
-        c1, c2 = 1 - b1 ** self.t, math.sqrt(1 - b2 ** self.t)
+        c1, c2 = 1 - b1**self.t, math.sqrt(1 - b2**self.t)
         grads = [p.grad for p in self.params]
         torch._foreach_lerp_(self.m, grads, 1 - b1)
         torch._foreach_mul_(self.v, b2)
@@ -202,8 +209,13 @@ def _finite_or_fail(values: torch.Tensor, active: torch.Tensor, out: list[Outcom
     return ok
 
 
-def train_group(obj: Objective, preps: Sequence[Prepared], cfg: TrainConfig, device: torch.device,
-                max_steps: Sequence[int] | None = None) -> list[Outcome]:
+def train_group(
+    obj: Objective,
+    preps: Sequence[Prepared],
+    cfg: TrainConfig,
+    device: torch.device,
+    max_steps: Sequence[int] | None = None,
+) -> list[Outcome]:
     """Train a group; `max_steps` optionally caps each dataset below `cfg.steps`
     (each dataset is also evaluated at its cap, so it ends as it would alone)."""
     g = len(preps)
@@ -239,8 +251,13 @@ def train_group(obj: Objective, preps: Sequence[Prepared], cfg: TrainConfig, dev
     step = 0
     while step < cfg.steps and len(active):
         if step % DRAW_BLOCK == 0:
-            buf = pad_dicts([obj.draw(gens[a], int(full.ntr[a]), int(full.batch[a]), dx[a], dy[a], DRAW_BLOCK)
-                             for a in active.tolist()], widths)
+            buf = pad_dicts(
+                [
+                    obj.draw(gens[a], int(full.ntr[a]), int(full.batch[a]), dx[a], dy[a], DRAW_BLOCK)
+                    for a in active.tolist()
+                ],
+                widths,
+            )
             widths = widths or {k: v.shape[1:] for k, v in buf.items()}
             buf = {k: v.to(device) for k, v in buf.items()}
         draws = {k: v[:, step % DRAW_BLOCK] for k, v in buf.items()}
@@ -294,8 +311,11 @@ def train_group(obj: Objective, preps: Sequence[Prepared], cfg: TrainConfig, dev
     if obj.keep_best and done:
         idx = torch.tensor(done)
         with torch.no_grad():
-            vals = obj.final([s[idx.to(device)] for s in snaps], full.select(idx.to(device)),
-                             [gens[i] for i in done]).float().cpu()
+            vals = (
+                obj.final([s[idx.to(device)] for s in snaps], full.select(idx.to(device)), [gens[i] for i in done])
+                .float()
+                .cpu()
+            )
         for j, i in enumerate(done):
             out[i].value = float(vals[j])
             if not math.isfinite(out[i].value):  # the held-out evaluations were finite: say which part failed
@@ -345,8 +365,13 @@ class NeuralEstimator(Estimator):
 
     def _config(self, steps: int) -> TrainConfig:
         p = self.params
-        return TrainConfig(steps=steps, batch=int(p["batch"]), lr=float(p["lr"]),
-                           eval_every=int(p["eval_every"]), patience=int(p["patience"]))
+        return TrainConfig(
+            steps=steps,
+            batch=int(p["batch"]),
+            lr=float(p["lr"]),
+            eval_every=int(p["eval_every"]),
+            patience=int(p["patience"]),
+        )
 
     def _estimate(self, x: np.ndarray, y: np.ndarray) -> Estimate:
         return self._run([(x, y)])[0]
@@ -360,22 +385,34 @@ class NeuralEstimator(Estimator):
         p = self.params
         device = resolve_device(p.get("device", "auto"))
         # Sort by key, then by size, so that a group pads little.
-        order = sorted(range(len(datasets)), key=lambda i: (repr(self._group_key(*datasets[i])),
-                                                            datasets[i][0].shape[0],
-                                                            datasets[i][0].shape[1] + datasets[i][1].shape[1]))
+        order = sorted(
+            range(len(datasets)),
+            key=lambda i: (
+                repr(self._group_key(*datasets[i])),
+                datasets[i][0].shape[0],
+                datasets[i][0].shape[1] + datasets[i][1].shape[1],
+            ),
+        )
         cap = max(1, self._max_group())
         groups: list[list[int]] = []
         for i in order:
-            if groups and len(groups[-1]) < cap and \
-                    self._group_key(*datasets[groups[-1][0]]) == self._group_key(*datasets[i]):
+            if (
+                groups
+                and len(groups[-1]) < cap
+                and self._group_key(*datasets[groups[-1][0]]) == self._group_key(*datasets[i])
+            ):
                 groups[-1].append(i)
             else:
                 groups.append([i])
         results: list[Estimate | None] = [None] * len(datasets)
         for members in groups:
             try:
-                preps = [prepare(*datasets[i], seed=p["seed"], train_fraction=p["train_fraction"],
-                                 standardise=p["standardize"]) for i in members]
+                preps = [
+                    prepare(
+                        *datasets[i], seed=p["seed"], train_fraction=p["train_fraction"], standardise=p["standardize"]
+                    )
+                    for i in members
+                ]
                 key = self._group_key(*datasets[members[0]])
                 caps = [self._steps_for(datasets[i][0].shape[0]) for i in members]
                 outs = train_group(self._objective(key), preps, self._config(max(caps)), device, caps)
@@ -383,8 +420,14 @@ class NeuralEstimator(Estimator):
                 reason = f"{type(err).__name__}: {err}"
                 outs = [Outcome(error=reason, history=[traceback.format_exc(limit=3)]) for _ in members]
             for i, o in zip(members, outs):
-                info = {"steps": o.steps, "best_step": o.best_step, "stopped_early": o.stopped_early,
-                        "held_out_history": o.history, "group_size": len(members), **self._info()}
+                info = {
+                    "steps": o.steps,
+                    "best_step": o.best_step,
+                    "stopped_early": o.stopped_early,
+                    "held_out_history": o.history,
+                    "group_size": len(members),
+                    **self._info(),
+                }
                 results[i] = Estimate.failed(o.error, **info) if o.error else Estimate(mi=o.value, info=info)
         return results  # type: ignore[return-value]
 

@@ -3,9 +3,10 @@
 Bins are closed on the right, and the first one also on the left: [10, 100], (100, 300],
 (300, 500]. Sample sizes outside the paper's range get their own labels.
 """
+
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 import numpy as np
 
@@ -27,6 +28,10 @@ def n_bin(ns: Iterable[int]) -> np.ndarray:
 def mse_by_bin(sq_err, ns) -> dict[str, float]:
     """Overall and per-bin mean of squared errors (one entry per dataset); an empty bin gives NaN."""
     sq_err, bins = np.asarray(sq_err, dtype=float), n_bin(ns)
-    return {"mse": float(sq_err.mean()),
-            **{label: float(sq_err[bins == label].mean()) if (bins == label).any() else float("nan")
-               for _, _, label in N_BINS}}
+    return {
+        "mse": float(sq_err.mean()),
+        **{
+            label: float(sq_err[bins == label].mean()) if (bins == label).any() else float("nan")
+            for _, _, label in N_BINS
+        },
+    }

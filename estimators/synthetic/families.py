@@ -7,24 +7,39 @@ A family is any object with `name`, `draw(dx, dy, rng) -> Distribution` and, opt
 Splits: `train` (the meta-dataset's families), `imd` (test families seen in training),
 `oomd` (test families never seen), `hard_oomd` (new even after a per-column rank transform).
 """
+
 from __future__ import annotations
 
 from typing import Any
 
 from estimators.synthetic.hard_families import HARD_OOMD
 from estimators.synthetic.paper_families import (
+    BASES,
     IMD_FAMILIES,
     OOMD_FAMILIES,
     TRAIN_FAMILIES,
-    BASES,
     Distribution,
     Family,
     GaussianSampler,
     parse_family,
 )
 
-__all__ = ["FAMILIES", "SPLITS", "IMD_FAMILIES", "OOMD_FAMILIES", "TRAIN_FAMILIES", "BASES", "Distribution", "Family", "GaussianSampler",
-           "dim_range", "get_family", "min_dim_of", "register_family", "split_families"]
+__all__ = [
+    "FAMILIES",
+    "SPLITS",
+    "IMD_FAMILIES",
+    "OOMD_FAMILIES",
+    "TRAIN_FAMILIES",
+    "BASES",
+    "Distribution",
+    "Family",
+    "GaussianSampler",
+    "dim_range",
+    "get_family",
+    "min_dim_of",
+    "register_family",
+    "split_families",
+]
 
 FAMILIES: dict[str, Any] = {n: parse_family(n) for n in (*TRAIN_FAMILIES, *IMD_FAMILIES, *OOMD_FAMILIES)}
 SPLITS: dict[str, tuple[str, ...]] = {"train": TRAIN_FAMILIES, "imd": IMD_FAMILIES, "oomd": OOMD_FAMILIES}

@@ -17,9 +17,10 @@ rather than `gammaln`, Python `**` on the caller's scalars), so the matrices and
 `==`. Do not "simplify" the arithmetic (e.g. to `slogdet` or `gammaln`): the published labels
 depend on these exact bits.
 """
+
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 from scipy.special import digamma, gamma
@@ -39,14 +40,23 @@ def _check_positive_definite(mat: np.ndarray) -> None:
 # ---------------------------------------------------------------------------
 # Matrices
 
+
 def dense(dx: int, dy: int, off_diag: float = 0.5) -> np.ndarray:
     """Unit diagonal, `off_diag` everywhere else (BMI's dense tasks)."""
     _check_dims(dx, dy)
     return np.eye(dx + dy) * (1 - off_diag) + off_diag
 
 
-def lvm_covariance(dx: int, dy: int, n_interacting: int, alpha: float, lambd: float,
-                   beta: float = 0.0, eta: float = 0.0, epsilon: float = 1.0) -> np.ndarray:
+def lvm_covariance(
+    dx: int,
+    dy: int,
+    n_interacting: int,
+    alpha: float,
+    lambd: float,
+    beta: float = 0.0,
+    eta: float = 0.0,
+    epsilon: float = 1.0,
+) -> np.ndarray:
     """Covariance of BMI's Gaussian latent-variable model with the same weights for X and Y.
 
     Every entry gets alpha^2 (shared latent), the X-X and Y-Y blocks beta^2, the diagonal epsilon^2;
@@ -58,24 +68,25 @@ def lvm_covariance(dx: int, dy: int, n_interacting: int, alpha: float, lambd: fl
     if not 0 <= k <= min(dx, dy):
         raise ValueError(f"n_interacting={k} must be between 0 and min(dx, dy) = {min(dx, dy)}")
     n = dx + dy
-    cov = np.full((n, n), fill_value=alpha ** 2, dtype=float)
-    cov[:dx, :dx] += beta ** 2
-    cov[dx:, dx:] += beta ** 2
+    cov = np.full((n, n), fill_value=alpha**2, dtype=float)
+    cov[:dx, :dx] += beta**2
+    cov[dx:, dx:] += beta**2
     diag = np.arange(n)
-    cov[diag, diag] += epsilon ** 2
+    cov[diag, diag] += epsilon**2
     pair_x = np.arange(k)
     pair_y = dx + pair_x
-    cov[pair_x, pair_y] += lambd ** 2
-    cov[pair_y, pair_x] += lambd ** 2
-    cov[pair_x, pair_x] += lambd ** 2
-    cov[pair_y, pair_y] += lambd ** 2
+    cov[pair_x, pair_y] += lambd**2
+    cov[pair_y, pair_x] += lambd**2
+    cov[pair_x, pair_x] += lambd**2
+    cov[pair_y, pair_y] += lambd**2
     rest = np.r_[np.arange(k, dx), np.arange(dx + k, n)]  # non-interacting X, then non-interacting Y
-    cov[rest, rest] += eta ** 2
+    cov[rest, rest] += eta**2
     return cov
 
 
-def lvm(dx: int, dy: int, n_interacting: int, alpha: float, lambd: float,
-        beta: float = 0.0, eta: float | None = None) -> np.ndarray:
+def lvm(
+    dx: int, dy: int, n_interacting: int, alpha: float, lambd: float, beta: float = 0.0, eta: float | None = None
+) -> np.ndarray:
     """Correlation matrix of the latent-variable model (BMI's `task_multinormal_lvm`; eta defaults to lambd)."""
     eta = lambd if eta is None else eta
     cov = lvm_covariance(dx, dy, n_interacting, alpha, lambd, beta=beta, eta=eta)
@@ -109,6 +120,7 @@ def structure_matrix(structure: str, dx: int, dy: int, **params) -> np.ndarray:
 
 # ---------------------------------------------------------------------------
 # Mutual information
+
 
 def _normal_entropy(cov: np.ndarray) -> float:
     dim = cov.shape[0]
@@ -146,6 +158,7 @@ def student_mi(dispersion: np.ndarray, dx: int, df: float) -> float:
 
 # ---------------------------------------------------------------------------
 # Tasks
+
 
 def normal_task(structure: str, dx: int, dy: int, **params) -> tuple[np.ndarray, float]:
     """(covariance, MI) of BMI's `task_multinormal_<structure>(dx, dy, **params)`."""

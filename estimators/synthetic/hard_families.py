@@ -24,6 +24,7 @@ A monotone per-coordinate "bimodal" transform (BMI's 1v1-bimodal, via an
 inverse CDF) is deliberately absent: it is increasing per coordinate, so it
 collapses onto its base under ranks, exactly the failure mode this split avoids.
 """
+
 from __future__ import annotations
 
 import dataclasses

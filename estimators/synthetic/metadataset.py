@@ -29,26 +29,45 @@ gives the same datasets. Two ways to get data:
     python -m estimators.synthetic.metadataset --seconds 10                       # generation throughput
     python -m estimators.synthetic.metadataset --build DIR --spec '{"shards": 4, "per_shard": 1024}'  # a run's shards
 """
+
 from __future__ import annotations
 
 import argparse
 import hashlib
 import json
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from estimators.synthetic.families import IMD_FAMILIES, OOMD_FAMILIES, TRAIN_FAMILIES, dim_range, get_family, split_families
+from estimators.synthetic.families import (
+    IMD_FAMILIES,
+    OOMD_FAMILIES,
+    TRAIN_FAMILIES,
+    dim_range,
+    get_family,
+    split_families,
+)
 from estimators.synthetic.shards import Shard, write_shard
 from estimators.validation import is_integer
 
 DEFAULT_SPEC: dict[str, Any] = {
-    "seed": 0, "n": [10, 500], "d": [2, 32], "p_unequal": 0.2, "per_shard": 1000, "n_block": 1, "shards": 0,
-    "val_size": 600, "val_seed": 12345, "val_n_step": 10, "val_n_points": 0,
-    "n_small_frac": 0.0, "n_small": [10, 100],
+    "seed": 0,
+    "n": [10, 500],
+    "d": [2, 32],
+    "p_unequal": 0.2,
+    "per_shard": 1000,
+    "n_block": 1,
+    "shards": 0,
+    "val_size": 600,
+    "val_seed": 12345,
+    "val_n_step": 10,
+    "val_n_points": 0,
+    "n_small_frac": 0.0,
+    "n_small": [10, 100],
 }
 _TAG_TRAIN, _TAG_VAL, _TAG_STREAM = 1, 2, 3
 KIND = "meta-dataset"
@@ -63,8 +82,14 @@ def full_spec(spec: dict[str, Any] | None) -> dict[str, Any]:
         raise ValueError(f"unknown meta-dataset keys {unknown}; known: {', '.join([*DEFAULT_SPEC, *_FAMILY_KEYS])}")
     out = dict(DEFAULT_SPEC)
     out.update(spec or {})
-    for key, least in (("per_shard", 1), ("n_block", 1), ("shards", 0), ("val_size", 1), ("val_n_step", 1),
-                       ("val_n_points", 0)):
+    for key, least in (
+        ("per_shard", 1),
+        ("n_block", 1),
+        ("shards", 0),
+        ("val_size", 1),
+        ("val_n_step", 1),
+        ("val_n_points", 0),
+    ):
         v = out[key]
         if not is_integer(v) or v < least:
             raise ValueError(f"meta-dataset {key} must be an integer >= {least}, got {v!r}")
@@ -78,8 +103,10 @@ def full_spec(spec: dict[str, Any] | None) -> dict[str, Any]:
         if not isinstance(out[key], (int, float)) or isinstance(out[key], bool) or not 0 <= out[key] <= 1:
             raise ValueError(f"meta-dataset {key} is a probability in [0, 1], got {out[key]!r}")
     if out["per_shard"] % out["n_block"]:
-        raise ValueError(f"meta-dataset per_shard ({out['per_shard']}) must be a multiple of n_block "
-                         f"({out['n_block']}), so that every block of one n is whole")
+        raise ValueError(
+            f"meta-dataset per_shard ({out['per_shard']}) must be a multiple of n_block "
+            f"({out['n_block']}), so that every block of one n is whole"
+        )
     return out
 
 
@@ -87,11 +114,15 @@ def training_shard_spec(data: dict[str, Any] | None, batch_size: int) -> dict[st
     """The spec of a training run's shards: its data spec with one n per training batch."""
     spec = full_spec(data)
     if "n_block" in (data or {}) and data["n_block"] != batch_size:
-        raise ValueError(f"meta-dataset n_block ({data['n_block']}) must equal the training batch_size "
-                         f"({batch_size}), or be left out: a training batch shares one n")
+        raise ValueError(
+            f"meta-dataset n_block ({data['n_block']}) must equal the training batch_size "
+            f"({batch_size}), or be left out: a training batch shares one n"
+        )
     if spec["per_shard"] % batch_size:
-        raise ValueError(f"meta-dataset per_shard ({spec['per_shard']}) must be a multiple of the training "
-                         f"batch_size ({batch_size}): a shard is read as whole batches of one n")
+        raise ValueError(
+            f"meta-dataset per_shard ({spec['per_shard']}) must be a multiple of the training "
+            f"batch_size ({batch_size}): a shard is read as whole batches of one n"
+        )
     return full_spec(dict(spec, n_block=int(batch_size)))
 
 
@@ -139,8 +170,7 @@ def draw_dims(spec: dict[str, Any], family, rng: np.random.Generator) -> tuple[i
     return d, d
 
 
-def draw_dataset(spec: dict[str, Any], families: tuple[str, ...], n: int,
-                 rng: np.random.Generator) -> dict[str, Any]:
+def draw_dataset(spec: dict[str, Any], families: tuple[str, ...], n: int, rng: np.random.Generator) -> dict[str, Any]:
     """One dataset: a family drawn uniformly, dims, parameters, n rows."""
     family = families[int(rng.integers(len(families)))]
     fam = get_family(family)
@@ -182,8 +212,14 @@ def build_shard(spec: dict[str, Any], shard: int, out_path) -> int:
     with threadpool_limits(1):  # same bytes whatever the BLAS threads, as the corpora
         items = generate_shard(spec, shard)
     records = [{"family": it["family"], "mi": float(it["mi"])} for it in items]
-    write_shard(out_path, KIND, records, [(it["x"], it["y"]) for it in items], dtype=np.float32,
-                header={"spec": _as_stored(spec), "shard": int(shard)})
+    write_shard(
+        out_path,
+        KIND,
+        records,
+        [(it["x"], it["y"]) for it in items],
+        dtype=np.float32,
+        header={"spec": _as_stored(spec), "shard": int(shard)},
+    )
     return len(items)
 
 
@@ -212,28 +248,35 @@ def _open_shard(path, spec: dict[str, Any] | None) -> Shard:
 
 def _item(shard: Shard, i: int) -> dict[str, Any]:
     rec, x, y = shard.dataset(i)
-    return {"family": rec["family"], "n": x.shape[0], "dx": x.shape[1], "dy": y.shape[1], "mi": rec["mi"],
-            "x": x, "y": y}
+    return {
+        "family": rec["family"],
+        "n": x.shape[0],
+        "dx": x.shape[1],
+        "dy": y.shape[1],
+        "mi": rec["mi"],
+        "x": x,
+        "y": y,
+    }
 
 
 def ordered_shards(paths, spec: dict[str, Any]) -> list[str]:
     """The shard files of `spec` by shard index, each checked (readable, same spec, 0..K-1 once)."""
     found = sorted((int(_open_shard(p, spec).header["shard"]), str(p)) for p in paths)
     if [i for i, _ in found] != list(range(len(paths))):
-        raise ValueError(f"shards must be numbered 0..{len(paths) - 1} once each, got indices "
-                         f"{[i for i, _ in found]}")
+        raise ValueError(f"shards must be numbered 0..{len(paths) - 1} once each, got indices {[i for i, _ in found]}")
     return [p for _, p in found]
 
 
-def shard_batches(paths, spec: dict[str, Any], seed: int, part: tuple[int, int] = (0, 1), skip: int = 0
-                  ) -> Iterator[list[dict[str, Any]]]:
+def shard_batches(
+    paths, spec: dict[str, Any], seed: int, part: tuple[int, int] = (0, 1), skip: int = 0
+) -> Iterator[list[dict[str, Any]]]:
     """Training batches from the shards of `spec` (built with its `n_block`), forever: every
     epoch visits each block of one n once, shards in an order drawn from (seed, epoch) and the
     blocks of each in a drawn order. One shard is in memory at a time (the paper-scale meta-
     dataset is ~16 GB). With part = (i, k), data worker i of k reads every k-th shard. `skip`
     batches are passed over first (a resumed run continues its epoch), unread shards unloaded."""
     spec = full_spec(spec)
-    mine = ordered_shards(paths, spec)[part[0]::part[1]]
+    mine = ordered_shards(paths, spec)[part[0] :: part[1]]
     if not mine:
         raise ValueError(f"data worker {part[0]} of {part[1]} has no shard: use at most {len(paths)} workers")
     block = spec["n_block"]

@@ -8,10 +8,12 @@ samplers are JAX functions that recompile for every new shape, which makes
 varying-(n, d) corpora crawl; the distributions drawn here are the same
 (checked against BMI's samplers in the tests, when BMI is installed).
 """
+
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -55,6 +57,7 @@ class Distribution:
 # ---------------------------------------------------------------------------
 # Base distributions: return (mi, params, sampler) for given dims.
 
+
 @dataclasses.dataclass(frozen=True, eq=False)  # eq on arrays is ill-defined: compare by identity
 class GaussianSampler:
     """Rows of N(0, cov) (or, with df, of the multivariate t with dispersion cov), split into x | y.
@@ -71,7 +74,7 @@ class GaussianSampler:
         z = rng.standard_normal((n, self.cov.shape[0])) @ self.chol.T
         if self.df is not None:  # multivariate t: a normal scaled by sqrt(df / chi2_df)
             z = z / np.sqrt(rng.chisquare(self.df, size=(n, 1)) / self.df)
-        return z[:, :self.dx], z[:, self.dx:]
+        return z[:, : self.dx], z[:, self.dx :]
 
 
 def _structure_params(structure: str, dx: int, dy: int, rng: np.random.Generator) -> dict[str, Any]:
@@ -84,8 +87,13 @@ def _structure_params(structure: str, dx: int, dy: int, rng: np.random.Generator
             raise ValueError("the 2pair structure needs dx, dy >= 2")
         return {"strength": _u(rng, "strength")}
     if structure == "lvm":
-        return {"n_interacting": int(rng.integers(1, min(dx, dy) + 1)), "alpha": _u(rng, "alpha"),
-                "lambd": _u(rng, "lambd"), "beta": _u(rng, "beta"), "eta": _u(rng, "eta")}
+        return {
+            "n_interacting": int(rng.integers(1, min(dx, dy) + 1)),
+            "alpha": _u(rng, "alpha"),
+            "lambd": _u(rng, "lambd"),
+            "beta": _u(rng, "beta"),
+            "eta": _u(rng, "eta"),
+        }
     raise ValueError(f"unknown structure {structure!r}")
 
 
@@ -146,9 +154,11 @@ class Family:
         if tx is None:
             sampler = base_sampler
         else:
+
             def sampler(n, g, _s=base_sampler, _tx=tx, _ty=ty):
                 x, y = _s(n, g)
                 return _tx(x), _ty(y)
+
         return Distribution(self.name, dx, dy, mi, params, sampler)
 
 
@@ -164,22 +174,39 @@ def parse_family(name: str) -> Family:
 
 
 TRAIN_FAMILIES = (
-    "multi_normal-dense-base", "multi_normal-dense-halfcube", "multi_normal-dense-asinh",
-    "multi_normal-sparse-wigglify", "multi_normal-sparse-base", "multi_normal-lvm-wigglify",
-    "multi_normal-lvm-base", "multi_normal-2pair-base",
-    "multi_student-dense-base", "multi_student-dense-wigglify", "multi_student-sparse-halfcube",
-    "multi_student-sparse-base", "multi_student-sparse-asinh", "multi_student-2pair-asinh",
+    "multi_normal-dense-base",
+    "multi_normal-dense-halfcube",
+    "multi_normal-dense-asinh",
+    "multi_normal-sparse-wigglify",
+    "multi_normal-sparse-base",
+    "multi_normal-lvm-wigglify",
+    "multi_normal-lvm-base",
+    "multi_normal-2pair-base",
+    "multi_student-dense-base",
+    "multi_student-dense-wigglify",
+    "multi_student-sparse-halfcube",
+    "multi_student-sparse-base",
+    "multi_student-sparse-asinh",
+    "multi_student-2pair-asinh",
     "multi_student-2pair-halfcube",
     "multi_additive_noise-wigglify",
 )
 IMD_FAMILIES = (
-    "multi_normal-dense-base", "multi_normal-lvm-wigglify", "multi_normal-dense-halfcube",
-    "multi_student-dense-base", "multi_student-sparse-base", "multi_student-sparse-asinh",
+    "multi_normal-dense-base",
+    "multi_normal-lvm-wigglify",
+    "multi_normal-dense-halfcube",
+    "multi_student-dense-base",
+    "multi_student-sparse-base",
+    "multi_student-sparse-asinh",
 )
 OOMD_FAMILIES = (
-    "multi_normal-dense-wigglify", "multi_normal-sparse-halfcube", "multi_normal-sparse-asinh",
-    "multi_student-sparse-wigglify", "multi_student-dense-halfcube",
-    "multi_additive_noise-base", "multi_additive_noise-halfcube",
+    "multi_normal-dense-wigglify",
+    "multi_normal-sparse-halfcube",
+    "multi_normal-sparse-asinh",
+    "multi_student-sparse-wigglify",
+    "multi_student-dense-halfcube",
+    "multi_additive_noise-base",
+    "multi_additive_noise-halfcube",
 )
 
 # Sanity: the paper's IMD families are training families, the OoMD ones are not.

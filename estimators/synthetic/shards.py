@@ -12,23 +12,30 @@ Entries are written in a fixed order with a fixed timestamp, so the same content
 bytes; writes are atomic. A file that cannot be read, or that holds another kind of shard, is a
 ValueError naming the file.
 """
+
 from __future__ import annotations
 
 import io
 import json
 import os
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
 from estimators.atomic import atomic_path
 
 
-def write_shard(path: str | os.PathLike, kind: str, records: list[dict[str, Any]],
-                arrays: list[tuple[np.ndarray, np.ndarray]], dtype: Any = np.float64,
-                header: dict[str, Any] | None = None) -> None:
+def write_shard(
+    path: str | os.PathLike,
+    kind: str,
+    records: list[dict[str, Any]],
+    arrays: list[tuple[np.ndarray, np.ndarray]],
+    dtype: Any = np.float64,
+    header: dict[str, Any] | None = None,
+) -> None:
     """Write datasets `arrays` [(x, y), ...] with their `records` as one shard of `kind`."""
     if len(records) != len(arrays):
         raise ValueError(f"{len(records)} records for {len(arrays)} datasets")
@@ -66,8 +73,9 @@ class Shard:
                 meta = json.loads(str(z["meta"]))
                 arrays = {k: z[k] for k in ("n", "dx", "dy", "x", "y")}
         except (OSError, KeyError, EOFError, zipfile.BadZipFile, json.JSONDecodeError) as err:
-            raise ValueError(f"{self.path} is not a readable {kind} shard ({type(err).__name__}: {err}); "
-                             "rebuild it") from None
+            raise ValueError(
+                f"{self.path} is not a readable {kind} shard ({type(err).__name__}: {err}); rebuild it"
+            ) from None
         except ValueError as err:
             if "is not a" in str(err):
                 raise
@@ -85,8 +93,8 @@ class Shard:
 
     def dataset(self, i: int) -> tuple[dict[str, Any], np.ndarray, np.ndarray]:
         n, dx, dy = int(self.n[i]), int(self.dx[i]), int(self.dy[i])
-        x = self.x[self._ox[i]:self._ox[i + 1]].reshape(n, dx).astype(np.float64)
-        y = self.y[self._oy[i]:self._oy[i + 1]].reshape(n, dy).astype(np.float64)
+        x = self.x[self._ox[i] : self._ox[i + 1]].reshape(n, dx).astype(np.float64)
+        y = self.y[self._oy[i] : self._oy[i + 1]].reshape(n, dy).astype(np.float64)
         return self.records[i], x, y
 
     def __iter__(self) -> Iterator[tuple[dict[str, Any], np.ndarray, np.ndarray]]:

@@ -4,6 +4,7 @@ BMI applies these through `jax.vmap`, which re-traces for every new task; the
 maps themselves are elementwise, so numpy applies them exactly and fast.
 `tests/test_families.py` checks them against BMI's own functions.
 """
+
 from __future__ import annotations
 
 import numpy as np

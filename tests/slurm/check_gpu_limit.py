@@ -9,6 +9,7 @@ not the evaluation. The concurrency is read from Snakemake's own log: the order 
 "rule ... jobid" (start) and "Finished jobid" (end) lines, with their timestamps.
 Exit status 1 if any run exceeded its N.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -68,17 +69,33 @@ def main(argv: list[str] | None = None) -> int:
     cfg_path = tmp / "gpu.yaml"
     cfg = config(results)
     cfg_path.write_text(yaml.safe_dump(cfg))
-    targets = [str(results / "estimates" / c / label / f"shard-{s:03d}.csv")
-               for label, e in cfg["estimators"].items() for c in e["corpora"]
-               for s in range(int(cfg["corpora"][c]["shards"]))]
+    targets = [
+        str(results / "estimates" / c / label / f"shard-{s:03d}.csv")
+        for label, e in cfg["estimators"].items()
+        for c in e["corpora"]
+        for s in range(int(cfg["corpora"][c]["shards"]))
+    ]
     exe = shutil.which("snakemake") or "snakemake"
     bad = 0
     for i, n in enumerate(args.gpus):
-        cmd = [exe, *targets, "-s", str(ROOT / "Snakefile"), "-d", str(work), "--cores", str(args.cores),
-               "--resources", f"gpu={n}", "--configfile", str(cfg_path), "--nocolor"]
+        cmd = [
+            exe,
+            *targets,
+            "-s",
+            str(ROOT / "Snakefile"),
+            "-d",
+            str(work),
+            "--cores",
+            str(args.cores),
+            "--resources",
+            f"gpu={n}",
+            "--configfile",
+            str(cfg_path),
+            "--nocolor",
+        ]
         if i:
             cmd += ["--forcerun", "estimate"]  # corpora are built; redo only the GPU jobs
-        print("$ snakemake <the estimate targets> " + " ".join(cmd[1 + len(targets):]), flush=True)
+        print("$ snakemake <the estimate targets> " + " ".join(cmd[1 + len(targets) :]), flush=True)
         run = subprocess.run(cmd, cwd=work, capture_output=True, text=True)
         log = run.stdout + run.stderr
         if run.returncode:
@@ -87,8 +104,11 @@ def main(argv: list[str] | None = None) -> int:
         most_gpu, most, timeline = concurrency(log)
         print("\n".join("    " + t for t in timeline))
         verdict = "OK" if most_gpu <= n else "EXCEEDED"
-        print(f"--resources gpu={n}, --cores {args.cores}: at most {most_gpu} gpu=1 job(s) at once "
-              f"(at most {most} job(s) of any kind) -> {verdict}\n", flush=True)
+        print(
+            f"--resources gpu={n}, --cores {args.cores}: at most {most_gpu} gpu=1 job(s) at once "
+            f"(at most {most} job(s) of any kind) -> {verdict}\n",
+            flush=True,
+        )
         bad += most_gpu > n
     if not args.keep:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -1,4 +1,5 @@
 """Snakemake script: write one corpus shard (logic in benchmarks.corpora)."""
+
 from benchmarks.corpora import build_shard
 from benchmarks.joblog import job_log
 

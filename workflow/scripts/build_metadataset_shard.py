@@ -1,4 +1,5 @@
 """Snakemake script: write one meta-dataset shard (logic in estimators.synthetic.metadataset)."""
+
 import time
 
 from benchmarks.joblog import job_log

@@ -1,4 +1,5 @@
 """Snakemake script: concatenate estimate shards, checking completeness (benchmarks.evaluate)."""
+
 from benchmarks.evaluate import collect, save_estimates
 from benchmarks.joblog import job_log
 

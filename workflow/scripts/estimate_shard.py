@@ -1,4 +1,5 @@
 """Snakemake script: run one estimator on one corpus shard (logic in benchmarks.runner)."""
+
 import torch
 
 from benchmarks.joblog import job_log

@@ -1,10 +1,11 @@
 """Snakemake script: the ablation table, one row per variant (logic in benchmarks.ablation)."""
+
 import json
 from pathlib import Path
 
+from benchmarks.ablation import CAPTION, ablation_frame
 from benchmarks.joblog import job_log
 from benchmarks.tables import write_table
-from benchmarks.ablation import CAPTION, ablation_frame
 
 sm = snakemake  # noqa: F821
 with job_log(sm.log[0]) as log:

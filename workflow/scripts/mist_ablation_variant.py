@@ -1,11 +1,12 @@
 """Snakemake script: train one MIST ablation variant (logic in benchmarks.ablation)."""
+
 import json
 
 import torch
 
+from benchmarks.ablation import run
 from benchmarks.joblog import job_log
 from estimators.atomic import write_text
-from benchmarks.ablation import run
 
 
 def main(smk) -> None:

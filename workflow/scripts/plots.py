@@ -1,4 +1,5 @@
 """Snakemake script: every figure (logic in benchmarks.evaluate)."""
+
 from benchmarks.evaluate import load_estimates, write_plots
 from benchmarks.joblog import job_log
 

@@ -1,4 +1,5 @@
 """Snakemake script: every table (logic in benchmarks.evaluate)."""
+
 from benchmarks.evaluate import load_estimates, write_tables
 from benchmarks.joblog import job_log
 

@@ -1,5 +1,6 @@
 """Snakemake script: train InfoNet with `params.train` on `params.device`, write `output.weights` (+ card)
 and `output.log_csv`."""
+
 import torch
 
 from benchmarks.joblog import job_log

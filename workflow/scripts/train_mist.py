@@ -8,6 +8,7 @@ reserves `models.<model>.threads` cores for the job (the default config reserves
 one per training for one thread and one worker, so that both trainings run at once).
 params.device is the config's `device` (auto | cpu | cuda | cuda:N).
 """
+
 from benchmarks.joblog import job_log
 from estimators.mist.training import merge_params, train
 
@@ -17,10 +18,18 @@ def main(smk) -> None:
         train_cfg = dict(smk.params.train)
         p = merge_params(train_cfg)
         if p["threads"] + p["workers"] != smk.threads:  # e.g. a SLURM profile's set-threads: the config decides
-            print(f"note: the job was given {smk.threads} threads; training runs {p['threads']} torch threads "
-                  f"and {p['workers']} data workers (train.threads, train.workers in the config)", file=log)
-        card = train(train_cfg, smk.output.weights, smk.output.log_csv, device=smk.params.device,
-                     shards=list(smk.input.shards) or None)
+            print(
+                f"note: the job was given {smk.threads} threads; training runs {p['threads']} torch threads "
+                f"and {p['workers']} data workers (train.threads, train.workers in the config)",
+                file=log,
+            )
+        card = train(
+            train_cfg,
+            smk.output.weights,
+            smk.output.log_csv,
+            device=smk.params.device,
+            shards=list(smk.input.shards) or None,
+        )
         print(f"best validation: {card['validation']}", file=log)
 
 
