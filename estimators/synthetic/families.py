@@ -12,7 +12,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from estimators.synthetic.discrete_families import DISCRETE_FAMILIES
+from estimators.synthetic.flow_families import FLOW_FAMILIES
 from estimators.synthetic.hard_families import HARD_OOMD
+from estimators.synthetic.mixture_families import MIXTURE_FAMILIES
 from estimators.synthetic.paper_families import (
     BASES,
     IMD_FAMILIES,
@@ -84,3 +87,10 @@ def split_families(split: str) -> tuple[str, ...]:
 
 for _fam in HARD_OOMD:
     register_family(_fam, split="hard_oomd")
+# Test-only splits beyond monotone dependence (never in `train`).
+for _fam in MIXTURE_FAMILIES:
+    register_family(_fam, split="mixture")
+for _fam in DISCRETE_FAMILIES:
+    register_family(_fam, split="mixed")
+for _fam in FLOW_FAMILIES:
+    register_family(_fam, split="flow")
