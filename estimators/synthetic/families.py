@@ -5,7 +5,9 @@ A family is any object with `name`, `draw(dx, dy, rng) -> Distribution` and, opt
 (`hard_families`) are registered here; users add their own with `register_family`.
 
 Splits: `train` (the meta-dataset's families), `imd` (test families seen in training),
-`oomd` (test families never seen), `hard_oomd` (new even after a per-column rank transform).
+`oomd` (test families never seen), `hard_oomd` (new even after a per-column rank transform);
+test-only splits beyond monotone dependence: `mixture` (joint-space mixtures), `mixed` (discrete
+and count variables) and `flow` (invertible maps a per-column rank transform cannot undo).
 """
 
 from __future__ import annotations
