@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -12,3 +14,24 @@ def gaussian_pair():
         return z[:, :1], z[:, 1:]
 
     return make
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def snakemake_cmd(config, results, work, *extra, targets=()):
+    """A Snakemake command on the repository's Snakefile, run in its own working directory `work`
+    (Snakemake's locks and metadata stay out of the checkout), writing to `results`."""
+    return [
+        "snakemake",
+        *map(str, targets),
+        "-s",
+        str(ROOT / "Snakefile"),
+        "-d",
+        str(work),
+        *extra,
+        "--configfile",
+        str(config),
+        "--config",
+        f"results={results}",
+    ]

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from conftest import snakemake_cmd
 
 import estimators
 from estimators import registry
@@ -199,22 +200,8 @@ def test_a_plugin_estimator_runs_through_the_dag(tmp_path):
     out, work = tmp_path / "results", tmp_path / "work"
     work.mkdir()
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(plugins), os.environ.get("PYTHONPATH")]))}
-    # Own working directory, as tests/test_workflow.py: Snakemake's locks and metadata stay out of the checkout.
-    cmd = [
-        "snakemake",
-        "-s",
-        str(ROOT / "Snakefile"),
-        "-d",
-        str(work),
-        "--cores",
-        "1",
-        "-q",
-        "--configfile",
-        str(tmp_path / "config.yaml"),
-        "--config",
-        f"results={out}",
-    ]
-    r = subprocess.run(cmd[:1] + ["tables"] + cmd[1:], cwd=work, env=env, capture_output=True, text=True, timeout=600)
+    cmd = snakemake_cmd(tmp_path / "config.yaml", out, work, "--cores", "1", "-q", targets=["tables"])
+    r = subprocess.run(cmd, cwd=work, env=env, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     est = pd.read_csv(out / "estimates" / "tiny" / "demo" / "shard-000.csv")
     assert len(est) == 4 and (est["status"] == "ok").all() and (est["method"] == "gauss_demo").all()

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import snakemake_cmd
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -19,18 +20,7 @@ def test_smoke_dag(tmp_path):
         pytest.fail("snakemake is not installed (it is a runtime dependency)")
     out, work = tmp_path / "results", tmp_path / "work"
     work.mkdir()
-    # Own working directory: Snakemake's locks and metadata stay out of the checkout.
-    cmd = [
-        "snakemake",
-        "-s",
-        str(ROOT / "Snakefile"),
-        "-d",
-        str(work),
-        "--configfile",
-        str(ROOT / "config" / "smoke.yaml"),
-        "--config",
-        f"results={out}",
-    ]
+    cmd = snakemake_cmd(ROOT / "config" / "smoke.yaml", out, work)
     r = subprocess.run(cmd + ["--cores", "2", "-q"], cwd=work, capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     mse = pd.read_csv(out / "tables" / "mse_by_nbin.csv")
@@ -157,20 +147,7 @@ def test_training_rules_and_trained_estimators_through_the_dag(tmp_path):
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(cfg))
     out, work = tmp_path / "results", tmp_path / "work"
     work.mkdir()
-    cmd = [
-        "snakemake",
-        "-s",
-        str(ROOT / "Snakefile"),
-        "-d",
-        str(work),
-        "--cores",
-        "2",
-        "-q",
-        "--configfile",
-        str(tmp_path / "config.yaml"),
-        "--config",
-        f"results={out}",
-    ]
+    cmd = snakemake_cmd(tmp_path / "config.yaml", out, work, "--cores", "2", "-q")
     r = subprocess.run(cmd, cwd=work, capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     mse = pd.read_csv(out / "tables" / "mse_by_nbin.csv")
@@ -227,22 +204,7 @@ def test_config_device_reaches_the_torch_estimators_and_no_environment_variable_
     targets = [str(out / "estimates" / "standard" / e / "shard-000.csv") for e in ("ksg", "mine")]
 
     def cmd(*extra, targets=targets, config=()):
-        return [
-            "snakemake",
-            *targets,
-            "-s",
-            str(ROOT / "Snakefile"),
-            "-d",
-            str(work),
-            "--cores",
-            "2",
-            *extra,
-            "--configfile",
-            str(tmp_path / "config.yaml"),
-            "--config",
-            f"results={out}",
-            *config,
-        ]
+        return [*snakemake_cmd(tmp_path / "config.yaml", out, work, "--cores", "2", *extra, targets=targets), *config]
 
     env = {**os.environ, "MIST_DEVICE": "cuda:7"}
     r = subprocess.run(cmd(), cwd=work, capture_output=True, text=True, timeout=900, env=env)

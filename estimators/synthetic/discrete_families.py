@@ -35,7 +35,7 @@ import numpy as np
 from scipy.stats import poisson
 
 from estimators.synthetic.mixture_families import logsumexp, stratified_mean
-from estimators.synthetic.paper_families import Distribution
+from estimators.synthetic.paper_families import Distribution, KindFamily
 
 _LOG_2PI = float(np.log(2 * np.pi))
 
@@ -179,16 +179,7 @@ def poisson_common_mi(la: float, lb: float, ls: float, bound: float = 1e-9) -> t
 
 
 @dataclasses.dataclass(frozen=True)
-class DiscreteFamily:
-    name: str
-    kind: str
-    min_dim: int = 1
-
-    def draw(self, dx: int, dy: int, rng: np.random.Generator) -> Distribution:
-        if min(dx, dy) < self.min_dim:
-            raise ValueError(f"family {self.name} needs dx, dy >= {self.min_dim}, got {dx}, {dy}")
-        return getattr(self, f"_{self.kind}")(dx, dy, rng)
-
+class DiscreteFamily(KindFamily):
     def _category_given(self, dx, dy, rng, cond, k, weights, extra):
         code = random_code(k, dx, rng)
         mi, se, rows = category_mi(weights, cond, int(rng.integers(2**63)))

@@ -32,7 +32,15 @@ import dataclasses
 import numpy as np
 
 from estimators.synthetic import gaussian_tasks
-from estimators.synthetic.paper_families import Distribution, GaussianSampler, _additive_noise, _normal, _student, _u
+from estimators.synthetic.paper_families import (
+    Distribution,
+    GaussianSampler,
+    KindFamily,
+    _additive_noise,
+    _normal,
+    _student,
+    _u,
+)
 from estimators.synthetic.transforms import half_cube
 
 
@@ -58,16 +66,7 @@ def _random_rotation(d: int, rng: np.random.Generator) -> np.ndarray:
 
 
 @dataclasses.dataclass(frozen=True)
-class HardFamily:
-    name: str
-    kind: str
-    min_dim: int = 1
-
-    def draw(self, dx: int, dy: int, rng: np.random.Generator) -> Distribution:
-        if min(dx, dy) < self.min_dim:
-            raise ValueError(f"family {self.name} needs dx, dy >= {self.min_dim}, got {dx}, {dy}")
-        return getattr(self, f"_{self.kind}")(dx, dy, rng)
-
+class HardFamily(KindFamily):
     def _spiral(self, dx, dy, rng):
         mi, params, base = _normal("sparse", dx, dy, rng)
         speed = float(rng.uniform(0.5, 2.0))

@@ -162,6 +162,21 @@ class Family:
         return Distribution(self.name, dx, dy, mi, params, sampler)
 
 
+@dataclasses.dataclass(frozen=True)
+class KindFamily:
+    """A family whose `kind` names the method `_<kind>(dx, dy, rng)` that draws it; subclasses
+    hold the methods (the hard and the discrete families)."""
+
+    name: str
+    kind: str
+    min_dim: int = 1
+
+    def draw(self, dx: int, dy: int, rng: np.random.Generator) -> Distribution:
+        if min(dx, dy) < self.min_dim:
+            raise ValueError(f"family {self.name} needs dx, dy >= {self.min_dim}, got {dx}, {dy}")
+        return getattr(self, f"_{self.kind}")(dx, dy, rng)
+
+
 def parse_family(name: str) -> Family:
     parts = name.split("-")
     if len(parts) == 3:
