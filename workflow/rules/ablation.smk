@@ -23,7 +23,7 @@ rule mist_ablation_variant:
     resources:
         gpu=1,
         mem_mb=4000,
-        runtime=60,
+        runtime="1h",
     log:
         f"{RESULTS}/logs/ablations/{{variant}}.log",
     benchmark:

@@ -10,7 +10,7 @@ rule corpus_shard:
         f"{RESULTS}/benchmarks/corpus/{{corpus}}/shard-{{shard}}.tsv"
     resources:
         mem_mb=2000,
-        runtime=20,
+        runtime="20m",
     wildcard_constraints:
         shard=r"\d{3}",
     script:

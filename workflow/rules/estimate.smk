@@ -35,7 +35,7 @@ rule estimate:
         # A torch estimator asks for a GPU unless its entry says `gpu: 0`.
         gpu=lambda wc: ESTIMATORS[wc.estimator].get("gpu", int(_estimator_class(wc).uses_gpu)),
         mem_mb=4000,
-        runtime=120,
+        runtime="2h",
     log:
         f"{RESULTS}/logs/estimates/{{corpus}}/{{estimator}}/shard-{{shard}}.log",
     benchmark:

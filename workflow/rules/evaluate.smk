@@ -17,7 +17,7 @@ rule collect_estimates:
         f"{RESULTS}/benchmarks/collect_estimates.tsv"
     resources:
         mem_mb=4000,
-        runtime=15,
+        runtime="15m",
     script:
         "../scripts/collect_estimates.py"
 
@@ -46,7 +46,7 @@ rule tables:
         f"{RESULTS}/benchmarks/tables.tsv"
     resources:
         mem_mb=4000,
-        runtime=30,
+        runtime="30m",
     script:
         "../scripts/tables.py"
 
@@ -74,7 +74,7 @@ rule plots:
         f"{RESULTS}/benchmarks/plots.tsv"
     resources:
         mem_mb=4000,
-        runtime=30,
+        runtime="30m",
     script:
         "../scripts/plots.py"
 

@@ -16,7 +16,7 @@ rule metadataset_shard:
         f"{RESULTS}/benchmarks/metadataset/{{spec}}/shard-{{shard}}.tsv"
     resources:
         mem_mb=2000,
-        runtime=30,
+        runtime="30m",
     wildcard_constraints:
         spec=r"[0-9a-f]{12}",
         shard=r"\d{3}",

@@ -36,7 +36,7 @@ def _train_rule(model_name):
         resources:
             gpu=1,
             mem_mb=8000,
-            runtime=600,
+            runtime="10h",
         log:
             f"{RESULTS}/logs/train_{model_name}.log",
         benchmark:
