@@ -6,9 +6,14 @@ shape (n, dx), (n, dy). Estimators with a batch path (`has_batch_path`: amortise
 networks, per-dataset networks trained stacked) override `_estimate_batch` to push
 many datasets through one call.
 
+Categorical columns: `estimate(x, y, discrete=...)` and `estimate_batch(datasets, discrete=...)`
+take the spec of `estimators.discrete.categorical_columns` ("auto", True/False, or a pair
+(x columns, y columns)). Only estimators with `handles_discrete` (MIST, MIST_QR) honour it; any
+other refuses an explicit spec that names a categorical column, and "auto" leaves it untouched.
+
 Errors, the same through `estimate` and `estimate_batch`:
-- invalid input (NaN, wrong shape, too few rows, ...) raises `ValueError` naming the
-  problem (and, in a batch, the dataset's index);
+- invalid input (NaN, wrong shape, too few rows, a bad `discrete` spec, ...) raises `ValueError`
+  naming the problem (and, in a batch, the dataset's index);
 - a method failure on valid input (the method raising `ValueError`, `FloatingPointError`,
   `RuntimeError` or `LinAlgError`, or returning NaN/inf) is a failed `Estimate`
   (`ok=False`, the reason in `info["error"]`), never an exception;
@@ -26,7 +31,10 @@ from typing import Any
 
 import numpy as np
 
+from estimators.discrete import Discrete, categorical_columns
 from estimators.validation import validate_pair
+
+Columns = tuple[list[int], list[int]]  # (categorical columns of x, of y)
 
 
 @dataclasses.dataclass
@@ -80,6 +88,14 @@ class Estimator:
       (`benchmarks.runner`) should hand it many datasets per `estimate_batch` call. Unless a class
       sets it, it is True exactly when the class overrides `_estimate_batch`;
     - `uses_gpu`: runs on CUDA when present (the workflow then asks the scheduler for a GPU);
+    - `handles_discrete`: the method can treat columns as categorical. It then takes a keyword
+      `discrete` in `_estimate` (one (x_cols, y_cols) pair) and `_estimate_batch` (a list of pairs,
+      one per dataset), given whenever the caller passed an explicit spec, resolved and renumbered
+      for the arrays without constant columns; without it (None, the caller's "auto") the method
+      applies the default rule (`estimators.discrete`) itself, which picks the same columns. Columns
+      it reports in `info["categorical_x"]` / `info["categorical_y"]` are renumbered back to the
+      caller's columns by the base. Without `handles_discrete`, an explicit spec naming a
+      categorical column is an error (`_categorical_refusal`);
     - `test_params`: cheap parameters for the conformance suite (small budgets).
     """
 
@@ -90,6 +106,7 @@ class Estimator:
     amortised: bool = False
     has_batch_path: bool = False
     uses_gpu: bool = False
+    handles_discrete: bool = False
     test_params: dict[str, Any] = {}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -164,33 +181,43 @@ class Estimator:
         return f"{type(self).__name__}({args})"
 
     # -- public entry points -------------------------------------------------
-    def estimate(self, x: Any, y: Any) -> Estimate:
+    def estimate(self, x: Any, y: Any, discrete: Discrete = "auto") -> Estimate:
         """The estimate for one dataset. Invalid input raises `ValueError`; a method failure on
-        valid input is a failed `Estimate` with the reason (as in `estimate_batch`)."""
+        valid input is a failed `Estimate` with the reason (as in `estimate_batch`).
+
+        `discrete` says which columns are categorical (`estimators.discrete.categorical_columns`):
+        "auto" (default rule), True / False (all / none), or a pair (x columns, y columns), each a
+        bool or a list of column indices. Only `handles_discrete` estimators honour it."""
         x, y = self.validate(x, y)
+        cols = self._resolve_discrete(x, y, discrete)
         t0 = time.perf_counter()
         est = _constant_estimate(x, y)
         if est is None:
             x, y, dropped = _without_constant_columns(x, y)
-            est = _note_dropped(self._estimate_or_failed(x, y), dropped)
+            reduced = None if cols is None else _renumber(cols, dropped)
+            est = _restore_columns(self._estimate_or_failed(x, y, reduced), dropped)
+            est = _note_dropped(est, dropped)
         est.seconds = time.perf_counter() - t0
         est.info.setdefault("estimator", self.name)
         return _no_silent_nonfinite(est)
 
-    def estimate_batch(self, datasets: Sequence[tuple[Any, Any]]) -> list[Estimate]:
+    def estimate_batch(self, datasets: Sequence[tuple[Any, Any]], discrete: Discrete = "auto") -> list[Estimate]:
         """Estimate many datasets. Input errors raise, naming the dataset index; a method failure
         on one dataset is its failed `Estimate` (the default `_estimate_batch`; an override should do
         the same; if it raises instead, so does this call, and callers fall back to `estimate`).
+        `discrete` (as in `estimate`) is one spec for every dataset, resolved against each one's columns.
 
         The wall time of the whole batch is shared evenly across its datasets,
         so `seconds` stays comparable with one-at-a-time estimators.
         """
-        clean = []
+        clean, cols = [], []
         for i, (x, y) in enumerate(datasets):
             try:
-                clean.append(self.validate(x, y))
+                x, y = self.validate(x, y)
+                cols.append(self._resolve_discrete(x, y, discrete))
             except ValueError as err:
                 raise ValueError(f"dataset {i}: {err}") from None
+            clean.append((x, y))
         if not clean:
             return []
         t0 = time.perf_counter()
@@ -198,8 +225,13 @@ class Estimator:
         todo = [i for i, e in enumerate(out) if e is None]
         if todo:
             reduced = [_without_constant_columns(*clean[i]) for i in todo]
-            for i, (_, _, dropped), est in zip(todo, reduced, self._estimate_batch([r[:2] for r in reduced])):
-                out[i] = _note_dropped(est, dropped)
+            arrays = [r[:2] for r in reduced]
+            if _is_auto(discrete) or not self.handles_discrete:
+                ests = self._estimate_batch(arrays)  # exactly the call of an estimator without the argument
+            else:
+                ests = self._estimate_batch(arrays, discrete=[_renumber(cols[i], r[2]) for i, r in zip(todo, reduced)])
+            for i, (_, _, dropped), est in zip(todo, reduced, ests):
+                out[i] = _note_dropped(_restore_columns(est, dropped), dropped)
         per = (time.perf_counter() - t0) / len(clean)
         for est in out:
             est.seconds = per
@@ -215,24 +247,51 @@ class Estimator:
     def validate(self, x: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
         return validate_pair(x, y, min_n=self.min_n, allow_constant=self.allow_constant, extra=self._check_dims)
 
+    def _resolve_discrete(self, x: np.ndarray, y: np.ndarray, discrete: Discrete) -> Columns | None:
+        """The categorical columns an explicit spec names, for a `handles_discrete` estimator; None
+        for "auto" (nothing to resolve: the method applies the default rule itself) and for an
+        estimator that reads no columns as categorical. A bad spec raises `ValueError`; so does a
+        spec naming a categorical column when the estimator cannot honour it (`_categorical_refusal`)."""
+        if _is_auto(discrete):
+            return None
+        x_cols, y_cols = categorical_columns(x, y, discrete)
+        if x_cols or y_cols:
+            reason = self._categorical_refusal()
+            if reason:
+                raise ValueError(reason)
+        return (x_cols, y_cols) if self.handles_discrete else None
+
+    def _categorical_refusal(self) -> str | None:
+        """Why this estimator cannot treat columns as categorical (None: it can)."""
+        if self.handles_discrete:
+            return None
+        return (
+            f"{self.name or type(self).__name__} reads every column as numbers and cannot treat columns as "
+            "categorical (discrete=...); use mist or mist_qr, or one-hot encode the categorical columns"
+        )
+
     # -- for subclasses --------------------------------------------------------
     def _estimate(self, x: np.ndarray, y: np.ndarray) -> Estimate:
         raise NotImplementedError
 
-    def _estimate_batch(self, datasets: list[tuple[np.ndarray, np.ndarray]]) -> list[Estimate]:
-        """Default: one at a time, each failure recorded, never raised (as in `estimate`)."""
+    def _estimate_batch(
+        self, datasets: list[tuple[np.ndarray, np.ndarray]], discrete: list[Columns] | None = None
+    ) -> list[Estimate]:
+        """Default: one at a time, each failure recorded, never raised (as in `estimate`).
+        `discrete` (only for `handles_discrete` estimators): one (x_cols, y_cols) per dataset."""
         out = []
-        for x, y in datasets:
+        for i, (x, y) in enumerate(datasets):
             t0 = time.perf_counter()
-            est = self._estimate_or_failed(x, y)
+            est = self._estimate_or_failed(x, y, None if discrete is None else discrete[i])
             est.seconds = time.perf_counter() - t0
             out.append(est)
         return out
 
-    def _estimate_or_failed(self, x: np.ndarray, y: np.ndarray) -> Estimate:
-        """`_estimate`, with a method failure (`METHOD_ERRORS`) returned as a failed Estimate."""
+    def _estimate_or_failed(self, x: np.ndarray, y: np.ndarray, discrete: Columns | None = None) -> Estimate:
+        """`_estimate`, with a method failure (`METHOD_ERRORS`) returned as a failed Estimate.
+        `discrete` is passed on only when given (a `handles_discrete` estimator's explicit columns)."""
         try:
-            return self._estimate(x, y)
+            return self._estimate(x, y) if discrete is None else self._estimate(x, y, discrete=discrete)
         except METHOD_ERRORS as err:
             return Estimate.failed(f"{type(err).__name__}: {err}")
 
@@ -252,6 +311,39 @@ def _without_constant_columns(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray,
             a = np.ascontiguousarray(a[:, ~const])
         out.append(a)
     return out[0], out[1], dropped
+
+
+def _is_auto(discrete: Discrete) -> bool:
+    return discrete is None or (isinstance(discrete, str) and discrete == "auto")
+
+
+def _renumber(cols: Columns, dropped: dict[str, list[int]]) -> Columns:
+    """Categorical columns (the caller's numbering) renumbered for the arrays without the constant
+    columns `_without_constant_columns` dropped; a dropped column disappears."""
+    out = []
+    for c, what in zip(cols, ("x", "y")):
+        gone = dropped.get(what, [])
+        out.append([j - sum(g < j for g in gone) for j in c if j not in gone])
+    return out[0], out[1]
+
+
+def _original_index(j: int, gone: list[int]) -> int:
+    """Column j of the array without the columns `gone` (sorted), in the caller's numbering."""
+    for g in gone:
+        if g <= j:
+            j += 1
+    return j
+
+
+def _restore_columns(est: Estimate, dropped: dict[str, list[int]]) -> Estimate:
+    """The categorical columns a method reports (`info["categorical_x"/"categorical_y"]`, numbered
+    in the arrays it saw) back in the caller's numbering (before constant columns were dropped)."""
+    for what in ("x", "y"):
+        key = f"categorical_{what}"
+        if key in est.info and dropped.get(what):
+            gone = sorted(dropped[what])
+            est.info[key] = [_original_index(int(j), gone) for j in est.info[key]]
+    return est
 
 
 def _note_dropped(est: Estimate, dropped: dict[str, list[int]]) -> Estimate:

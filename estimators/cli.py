@@ -2,8 +2,12 @@
 
     mi-estimate data.csv --x 0,1 --y 2 --estimator ksg --param k=5
     mi-estimate data.npy --x 0:3 --y 3:6 --estimator mist_qr --json
+    mi-estimate data.csv --x group,age --y score --estimator mist --discrete group
 
 Columns are 0-based indices, ranges `a:b` (b exclusive), or CSV header names.
+`--discrete` names the categorical columns (each one of --x or --y) with the same syntax, or
+`none`; by default (`auto`) integer columns with few distinct values are categorical. Only
+estimators that can treat columns as categorical (mist, mist_qr) accept a column list.
 """
 
 from __future__ import annotations
@@ -52,6 +56,23 @@ def _columns(spec: str, names: list[str] | None, ncol: int, what: str) -> list[i
     return cols
 
 
+def _discrete(spec: str, names: list[str] | None, ncol: int, x_cols: list[int], y_cols: list[int]):
+    """`--discrete` as the estimators' spec: "auto", or the pair (x positions, y positions) of the
+    named file columns within x and y ((False, False) for `none`)."""
+    if spec.strip().lower() in ("auto", "none"):
+        return "auto" if spec.strip().lower() == "auto" else (False, False)
+    x_cols, y_cols = [c % ncol for c in x_cols], [c % ncol for c in y_cols]
+    in_x, in_y = set(), set()
+    for c in _columns(spec, names, ncol, "discrete"):
+        c %= ncol
+        if c not in x_cols and c not in y_cols:
+            label = f"{names[c]!r} ({c})" if names else str(c)
+            raise ValueError(f"--discrete: column {label} is in neither --x nor --y")
+        in_x.update(j for j, xc in enumerate(x_cols) if xc == c)
+        in_y.update(j for j, yc in enumerate(y_cols) if yc == c)
+    return sorted(in_x), sorted(in_y)
+
+
 def _param(s: str) -> tuple[str, object]:
     if "=" not in s:
         raise argparse.ArgumentTypeError(f"--param must be key=value, got {s!r}")
@@ -73,6 +94,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--y", required=True, help="columns of y")
     ap.add_argument("--estimator", default="ksg", help="registered name (see --list)")
     ap.add_argument("--param", action="append", type=_param, default=[], help="estimator parameter key=value")
+    ap.add_argument(
+        "--discrete",
+        default="auto",
+        metavar="COLS",
+        help="categorical columns (names or indices, each in --x or --y), 'none', or 'auto' (default: "
+        "integer columns with few distinct values)",
+    )
     ap.add_argument("--no-header", action="store_true", help="the CSV has no header row")
     ap.add_argument("--json", action="store_true", help="print the full estimate as JSON")
     ap.add_argument("--list", action="store_true", help="list the registered estimators and exit")
@@ -82,9 +110,11 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     try:
         data, names = _load(args.file, header=not args.no_header)
-        x = data[:, _columns(args.x, names, data.shape[1], "x")]
-        y = data[:, _columns(args.y, names, data.shape[1], "y")]
-        est = estimators.get(args.estimator, **dict(args.param)).estimate(x, y)
+        x_cols = _columns(args.x, names, data.shape[1], "x")
+        y_cols = _columns(args.y, names, data.shape[1], "y")
+        discrete = _discrete(args.discrete, names, data.shape[1], x_cols, y_cols)
+        x, y = data[:, x_cols], data[:, y_cols]
+        est = estimators.get(args.estimator, **dict(args.param)).estimate(x, y, discrete=discrete)
     except ValueError as err:
         print(f"mi-estimate: error: {err}", file=sys.stderr)
         return 2

@@ -4,6 +4,11 @@
     >>> estimators.get("mist").estimate(x, y).mi
     >>> e = estimators.get("mist_qr").estimate(x, y); e.lower, e.upper, e.quantiles
 
+Categorical columns (`estimate(x, y, discrete=...)`, see `estimators.discrete`): weights trained
+with `discrete_recode` recode them by a label-free order before the features, and each estimate's
+`info` lists them (`categorical_x`, `categorical_y`); weights trained without it read every column
+as numbers and refuse an explicit categorical spec.
+
 Weights default to the files shipped in `estimators/weights/`. Loading checks
 the card (kind, architecture) and the SHA-256 of the weights and loads strictly:
 a missing, truncated or mismatched checkpoint is an error, never random weights.
@@ -20,6 +25,7 @@ import torch
 from estimators.base import Estimate, Estimator
 from estimators.checkpoint import CheckpointError, load_checkpoint, read_card
 from estimators.device import resolve_device
+from estimators.discrete import categorical_columns
 from estimators.mist.features import FeatureConfig, dataset_features, swap_view
 from estimators.mist.model import TAU_GRID, Architecture, MISTNet
 from estimators.registry import register
@@ -58,9 +64,13 @@ def load_model(weights: str | Path, kind: str, device: torch.device) -> tuple[MI
     return model, fcfg, card
 
 
+Columns = tuple[list[int], list[int]]  # (categorical columns of x, of y)
+
+
 class _MISTBase(Estimator):
     amortised = True
     uses_gpu = True
+    handles_discrete = True
     min_n = 4
     kind = "mist"
 
@@ -82,16 +92,55 @@ class _MISTBase(Estimator):
         if trained_n:
             self.min_n = max(type(self).min_n, int(trained_n[0]))
 
-    def _estimate(self, x: np.ndarray, y: np.ndarray) -> Estimate:
-        return self._estimate_batch([(x, y)])[0]
+    def _estimate(self, x: np.ndarray, y: np.ndarray, discrete: Columns | None = None) -> Estimate:
+        return self._estimate_batch([(x, y)], discrete=None if discrete is None else [discrete])[0]
+
+    def _categorical_refusal(self) -> str | None:
+        if self.features.discrete_recode:
+            return None
+        return (
+            f"{self.name}: the weights {self.weights_path} were trained without categorical recoding "
+            "(their features have no discrete_recode), so they read every column as numbers and cannot "
+            "treat columns as categorical; leave discrete='auto' or use weights trained with discrete_recode"
+        )
+
+    def _columns(
+        self, datasets: Sequence[tuple[np.ndarray, np.ndarray]], discrete: Sequence[Columns] | None
+    ) -> list[Columns]:
+        """Each dataset's (x_cols, y_cols): those given, else the default rule's. Weights without
+        `discrete_recode` read no columns as categorical: none by default, and naming one is an error."""
+        if discrete is None:
+            if not self.features.discrete_recode:
+                return [([], [])] * len(datasets)
+            return [categorical_columns(x, y, "auto") for x, y in datasets]
+        if len(discrete) != len(datasets):
+            raise ValueError(f"discrete: {len(discrete)} column pairs for {len(datasets)} datasets")
+        cols = [(list(xc), list(yc)) for xc, yc in discrete]
+        if any(xc or yc for xc, yc in cols) and (reason := self._categorical_refusal()):
+            raise ValueError(reason)
+        return cols
+
+    def _info(self, cols: Columns) -> dict:
+        """The categorical columns in an estimate's info (weights with discrete_recode only)."""
+        if not self.features.discrete_recode:
+            return {}
+        return {"categorical_x": list(cols[0]), "categorical_y": list(cols[1])}
 
     @torch.no_grad()
-    def _predict(self, datasets: Sequence[tuple[np.ndarray, np.ndarray]], taus: tuple[float, ...] | None) -> np.ndarray:
+    def _predict(
+        self,
+        datasets: Sequence[tuple[np.ndarray, np.ndarray]],
+        taus: tuple[float, ...] | None,
+        discrete: Sequence[Columns] | None = None,
+    ) -> np.ndarray:
         """Raw predictions (N,) or (N, T), averaged over the (x, y) swap when enabled.
 
         Datasets are grouped by n; each group goes through one forward pass (the
         swapped view is built from the same features and rides in the same pass).
+        `discrete`: each dataset's categorical columns (x_cols, y_cols); None: the default rule.
+        They change the features only with weights trained with `discrete_recode`.
         """
+        cols = self._columns(datasets, discrete)
         swap = bool(self.params["swap_average"])
         out = np.zeros((len(datasets), len(taus))) if taus else np.zeros(len(datasets))
         ns = np.array([x.shape[0] for x, _ in datasets])
@@ -100,7 +149,7 @@ class _MISTBase(Estimator):
             idx = np.flatnonzero(ns == n)
             for s in range(0, len(idx), bs):
                 chunk = idx[s : s + bs]
-                feats = [dataset_features(*datasets[i], self.features) for i in chunk]
+                feats = [dataset_features(*datasets[i], self.features, discrete=cols[i]) for i in chunk]
                 tok = np.stack([f[0] for f in feats])
                 ctx = np.stack([f[1] for f in feats])
                 g = np.array([f[2] for f in feats], dtype=np.float32)
@@ -143,9 +192,13 @@ class MIST(_MISTBase):
     ) -> None:  # explicit: a misspelt parameter is an error
         super().__init__(weights=weights, swap_average=swap_average, batch_size=batch_size, device=device)
 
-    def _estimate_batch(self, datasets):
-        pred = self._predict(datasets, None)
-        return [Estimate(mi=float(max(v, 0.0)), info={"weights": str(self.weights_path)}) for v in pred]
+    def _estimate_batch(self, datasets, discrete=None):
+        cols = self._columns(datasets, discrete)
+        pred = self._predict(datasets, None, cols)
+        return [
+            Estimate(mi=float(max(v, 0.0)), info={"weights": str(self.weights_path), **self._info(c)})
+            for v, c in zip(pred, cols)
+        ]
 
 
 @register
@@ -198,14 +251,15 @@ class MIST_QR(_MISTBase):
             )
         self.spread_scale = float(cal["spread_scale"]) if cal else 1.0
 
-    def _estimate_batch(self, datasets):
+    def _estimate_batch(self, datasets, discrete=None):
         taus = self.params["taus"]
         lo, hi = self.params["interval"]
-        q = np.sort(self._predict(datasets, taus), axis=1)
+        cols = self._columns(datasets, discrete)
+        q = np.sort(self._predict(datasets, taus, cols), axis=1)
         med = q[:, [taus.index(0.5)]]
         q = np.maximum(med + self.spread_scale * (q - med), 0.0)  # s > 0 keeps the order: no crossing
         out = []
-        for row in q:
+        for row, c in zip(q, cols):
             qmap = {t: float(v) for t, v in zip(taus, row)}
             out.append(
                 Estimate(
@@ -217,6 +271,7 @@ class MIST_QR(_MISTBase):
                         "interval_level": round(hi - lo, 10),
                         "weights": str(self.weights_path),
                         "spread_scale": self.spread_scale,
+                        **self._info(c),
                     },
                 )
             )
