@@ -1,6 +1,6 @@
 """MIST benchmarks: accuracy on the extended (M_test) grid and speed ratios, measured in one run.
 
-    python -m devbench.mist_bench grid  [--seeds 2 102 202] [--estimators mist mist_qr ksg]
+    python -m devbench.mist_bench grid  [--seeds 2 102 202] [--estimators mist mist_qr ksg] [--splits imd oomd]
     python -m devbench.mist_bench speed [--n 500 --d 16 --datasets 64]
     python -m devbench.mist_bench train-speed [--steps 20]
     python -m devbench.mist_bench gaussians [--mist-weights W --mist-qr-weights W]
@@ -31,23 +31,27 @@ from benchmarks.metrics import n_bin
 from estimators.synthetic.bins import N_BINS as BINS
 from estimators.synthetic.bins import mse_by_bin
 
+# Test blocks per split: the paper's M_test grid for imd and oomd; the extended corpus's hard_oomd
+# block; the beyond-monotone splits as in config/beyond_monotone.yaml.
+SPLIT_BLOCKS = {
+    "imd": {"n": {"linspace": [10, 500, 20]}, "per_cell": 9, "dims": {"random": [2, 32]}},
+    "oomd": {"n": {"linspace": [10, 500, 20]}, "per_cell": 9, "dims": {"random": [2, 32]}},
+    "hard_oomd": {"n": {"linspace": [10, 500, 10]}, "per_cell": 5, "dims": {"random": [2, 32]}},
+    "mixture": {"n": {"linspace": [10, 500, 10]}, "per_cell": 9, "dims": {"random": [1, 16]}},
+    "mixed": {"n": {"linspace": [10, 500, 10]}, "per_cell": 9, "dims": {"random": [1, 16]}},
+    "flow": {"n": {"linspace": [10, 500, 10]}, "per_cell": 9, "dims": {"random": [1, 16]}},
+}
 
-def grid_spec(seed: int) -> dict:
-    return {
-        "seed": seed,
-        "shards": 1,
-        "blocks": [
-            {"split": "imd", "n": {"linspace": [10, 500, 20]}, "per_cell": 9, "dims": {"random": [2, 32]}},
-            {"split": "oomd", "n": {"linspace": [10, 500, 20]}, "per_cell": 9, "dims": {"random": [2, 32]}},
-        ],
-    }
+
+def grid_spec(seed: int, splits=("imd", "oomd")) -> dict:
+    return {"seed": seed, "shards": 1, "blocks": [{"split": s, **SPLIT_BLOCKS[s]} for s in splits]}
 
 
-def build_grid(seed: int):
+def build_grid(seed: int, splits=("imd", "oomd")):
     from benchmarks.corpora import materialise, plan
 
     recs, data = [], []
-    for desc in plan(grid_spec(seed)):
+    for desc in plan(grid_spec(seed, splits)):
         rec, x, y = materialise(desc)
         recs.append(rec)
         data.append((x, y))
@@ -74,10 +78,10 @@ def run_estimator(name: str, data, weights: str | None = None):
     return ([e.mi for e in out], [e.lower for e in out], [e.upper for e in out], sec)
 
 
-def grid(seeds, names, weights: dict[str, str]) -> pd.DataFrame:
+def grid(seeds, names, weights: dict[str, str], splits=("imd", "oomd")) -> pd.DataFrame:
     rows = []
     for seed in seeds:
-        recs, data = build_grid(seed)
+        recs, data = build_grid(seed, splits)
         for name in names:
             mi, lo, hi, sec = run_estimator(name, data, weights.get(name))
             for i, r in enumerate(recs):
@@ -278,6 +282,7 @@ def main(argv=None) -> None:
     g = sub.add_parser("grid")
     g.add_argument("--seeds", type=int, nargs="+", default=[2, 102, 202])
     g.add_argument("--estimators", nargs="+", default=["mist", "mist_qr", "ksg"])
+    g.add_argument("--splits", nargs="+", default=["imd", "oomd"], choices=sorted(SPLIT_BLOCKS))
     g.add_argument("--mist-weights")
     g.add_argument("--mist-qr-weights")
     g.add_argument("--csv", help="write per-dataset results here")
@@ -306,7 +311,8 @@ def main(argv=None) -> None:
     if args.cmd == "grid" and args.from_csv:
         print(report(pd.concat([pd.read_csv(f) for f in args.from_csv], ignore_index=True)))
     elif args.cmd == "grid":
-        df = grid(args.seeds, args.estimators, {"mist": args.mist_weights, "mist_qr": args.mist_qr_weights})
+        weights = {"mist": args.mist_weights, "mist_qr": args.mist_qr_weights}
+        df = grid(args.seeds, args.estimators, weights, args.splits)
         if args.csv:
             df.to_csv(args.csv, index=False)
         print(report(df))

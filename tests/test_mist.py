@@ -281,9 +281,18 @@ def test_align_shuffle_is_training_augmentation_only():
             FeatureConfig(**bad)
 
 
-def test_init_weights_without_align_stats_are_widened_to_the_same_predictions(tmp_path):
-    """Fine-tuning a checkpoint into one with align_stats starts from exactly its predictions (the new
-    inputs get zero weights); a checkpoint that differs in anything else is refused."""
+WIDENINGS = (
+    {"align_stats": True, "align_shuffle": 0.3},
+    {"align_stats": True, "knn_stats": True, "tie_stats": True, "discrete_recode": True},
+    {"knn_stats": True},
+)
+
+
+@pytest.mark.parametrize("widening", WIDENINGS)
+def test_init_weights_are_widened_to_the_same_predictions(tmp_path, widening):
+    """Fine-tuning a checkpoint into one with appended context inputs (align, nearest-neighbour and tie
+    statistics) starts from exactly its predictions on continuous data (the new inputs get zero
+    weights); a checkpoint that differs in anything else is refused."""
     import torch
 
     from estimators.checkpoint import CheckpointError
@@ -297,7 +306,7 @@ def test_init_weights_without_align_stats_are_widened_to_the_same_predictions(tm
             tmp_path / f"{kind}.csv",
         )
         old = estimators.get(kind, weights=str(tmp_path / f"{kind}.safetensors"), swap_average=False)
-        p = merge_params({**_TINY, "quantile": quantile, "features": {"align_stats": True, "align_shuffle": 0.3}})
+        p = merge_params({**_TINY, "quantile": quantile, "features": widening})
         model, fcfg = build_model(p)
         load_init(model, fcfg, str(tmp_path / f"{kind}.safetensors"))
         x, y, _ = gaussian_pair(30, 3, 3, 0.6)
@@ -306,10 +315,22 @@ def test_init_weights_without_align_stats_are_widened_to_the_same_predictions(tm
         with torch.no_grad():
             got = model.eval()(torch.from_numpy(tok[None]), torch.from_numpy(ctx[None]), torch.tensor([g]), tau)
         assert float(got.reshape(-1)[0]) == pytest.approx(old.estimate(x, y).mi, abs=1e-5)
-    p = merge_params({**_TINY, "features": {"align_stats": True, "k_pairs": 4}})
+    p = merge_params({**_TINY, "features": {**widening, "k_pairs": 4}})
     model, fcfg = build_model(p)
-    with pytest.raises(CheckpointError, match="more than align_stats"):
+    with pytest.raises(CheckpointError, match="more than appended context inputs"):
         load_init(model, fcfg, str(tmp_path / "mist.safetensors"))
+
+
+def test_init_weights_refuse_a_context_that_is_no_prefix(tmp_path):
+    """A checkpoint with knn_stats but without align_stats cannot start a run with both: align_stats
+    would sit between its old inputs."""
+    from estimators.checkpoint import CheckpointError
+    from estimators.mist.training import build_model, load_init, merge_params, train
+
+    train({**_TINY, "max_steps": 2, "features": {"knn_stats": True}}, tmp_path / "m.safetensors", tmp_path / "m.csv")
+    model, fcfg = build_model(merge_params({**_TINY, "features": {"knn_stats": True, "align_stats": True}}))
+    with pytest.raises(CheckpointError, match="more than appended context inputs"):
+        load_init(model, fcfg, str(tmp_path / "m.safetensors"))
 
 
 def test_features_copula_invariant_to_monotone_maps():

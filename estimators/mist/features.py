@@ -52,12 +52,17 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from scipy.special import ndtri
+from scipy.special import digamma, ndtri
 from scipy.stats import rankdata
+
+from estimators.discrete import Discrete, categorical_columns, recode_categorical
 
 RHO_MAX = 0.9999
 RAW_STATS_BASE = 6  # raw-value statistics besides the Gaussian MI at each shrinkage (see `_raw_stats`)
 ALIGN_STATS = 11  # entries of `_align_stats`
+KNN_KS = (3, 8)  # neighbours of the nearest-neighbour MI estimates
+KNN_STATS = len(KNN_KS) + 1  # entries of `_knn_stats`
+TIE_STATS = 4  # entries of `_tie_stats`
 
 
 def _raw_count(n_shrinks: int) -> int:
@@ -80,6 +85,9 @@ class FeatureConfig:
     raw_max_n: int | None = None  # raw_stats only for n <= this (zeros above, where the ranks are fine grained)
     align_stats: bool = False  # context: correlations of x_i with y_i in the given column order (see below)
     align_shuffle: float = 0.0  # training only: this share of datasets has y's columns shuffled first
+    discrete_recode: bool = False  # categorical columns recoded by a label-free order first (estimators.discrete)
+    knn_stats: bool = False  # context: nearest-neighbour MI estimates on the token rows (see `_knn_stats`)
+    tie_stats: bool = False  # context: mean and largest tie share 1 - distinct/n of x's and y's columns
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "extra_shrinks", tuple(float(c) for c in self.extra_shrinks))
@@ -105,7 +113,17 @@ class FeatureConfig:
 
     @property
     def context_dim(self) -> int:
+        return self._tie_at + (TIE_STATS if self.tie_stats else 0)
+
+    @property
+    def _knn_at(self) -> int:
+        """Context index of the nearest-neighbour statistics (after the alignment ones)."""
         return self._align_at + (ALIGN_STATS if self.align_stats else 0)
+
+    @property
+    def _tie_at(self) -> int:
+        """Context index of the tie statistics (they come last)."""
+        return self._knn_at + (KNN_STATS if self.knn_stats else 0)
 
     @property
     def _radial_at(self) -> int:
@@ -137,6 +155,8 @@ class FeatureConfig:
             pairs += tuple((self._block_at + i, self._block_at + 3 + i) for i in range(3))
         if self.raw_stats:  # the rank-1 shares of x and of y end the raw block (see `_raw_stats`)
             pairs += ((self._align_at - 2, self._align_at - 1),)
+        if self.tie_stats:  # [mean x, mean y, max x, max y] (see `dataset_features`)
+            pairs += ((self._tie_at, self._tie_at + 1), (self._tie_at + 2, self._tie_at + 3))
         return pairs
 
     def to_dict(self) -> dict[str, Any]:
@@ -159,16 +179,23 @@ def _score_table(n: int) -> np.ndarray:
 
 def _normal_scores(a: np.ndarray) -> np.ndarray:
     """Per column Phi^-1(rank / (n + 1)); tied values share their average rank."""
+    return _scores_and_ties(a)[0]
+
+
+def _scores_and_ties(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Normal scores and, from the same sort, each column's tie share 1 - (distinct values) / n."""
     n = a.shape[0]
     at = np.ascontiguousarray(a.T)  # sorting contiguous rows is much faster than strided columns
     order = np.argsort(at, axis=1)
     srt = np.take_along_axis(at, order, axis=1)
-    if (np.diff(srt, axis=1) == 0).any():  # ties: scipy's average ranks (rare for continuous data)
-        return ndtri(rankdata(a, axis=0, method="average") / (n + 1.0))
+    tied = np.diff(srt, axis=1) == 0
+    share = np.count_nonzero(tied, axis=1) / n
+    if share.any():  # ties: scipy's average ranks (rare for continuous data)
+        return ndtri(rankdata(a, axis=0, method="average") / (n + 1.0)), share
     # No ties: the i-th smallest value gets the i-th score, one scatter per column.
     scores = np.empty(at.shape, dtype=np.float64)
     np.put_along_axis(scores, order, np.broadcast_to(_score_table(n), at.shape), axis=1)
-    return scores.T
+    return scores.T, share
 
 
 def _standardise(a: np.ndarray) -> np.ndarray:
@@ -190,20 +217,29 @@ def _inv_sqrt_shrunk(w: np.ndarray, v: np.ndarray, lam: float) -> np.ndarray:
 
 
 def dataset_features(
-    x: np.ndarray, y: np.ndarray, cfg: FeatureConfig, rng: np.random.Generator | None = None
+    x: np.ndarray,
+    y: np.ndarray,
+    cfg: FeatureConfig,
+    rng: np.random.Generator | None = None,
+    discrete: Discrete = "auto",
 ) -> tuple[np.ndarray, np.ndarray, float]:
     """Return (tokens (m, token_dim) float32, context (context_dim,) float32, g); m = min(n, max_rows).
 
     With `rng`, each canonical pair gets a random joint sign flip (training
-    augmentation: the SVD's sign is arbitrary).
+    augmentation: the SVD's sign is arbitrary). `discrete` names the categorical
+    columns (`estimators.discrete.categorical_columns`); it matters with `discrete_recode`.
     """
     n, dx = x.shape
     dy = y.shape[1]
+    if cfg.discrete_recode:
+        x, y = recode_categorical(x, y, *categorical_columns(x, y, discrete))
     if rng is not None and cfg.align_shuffle and rng.random() < cfg.align_shuffle:
         y = y[:, rng.permutation(dy)]  # no pairing of x_i with y_i to read: the model must not assume one
-    if cfg.normalisation == "copula":
-        zx, zy = _standardise(_normal_scores(x)), _standardise(_normal_scores(y))
+    if cfg.normalisation == "copula":  # recoding maps values one to one, so the tie shares are the input's
+        (zx, tie_x), (zy, tie_y) = _scores_and_ties(x), _scores_and_ties(y)
+        zx, zy = _standardise(zx), _standardise(zy)
     else:
+        tie_x, tie_y = _scores_and_ties(x)[1], _scores_and_ties(y)[1]
         zx, zy = _standardise(x), _standardise(y)
     # Shrink the joint correlation matrix toward the identity: still a valid
     # correlation matrix, so every canonical correlation stays below 1.
@@ -244,6 +280,9 @@ def dataset_features(
         order = _row_order(u[:, 0] + v[:, 0], lambda: (u + v, (u - v) ** 2, np.c_[rx + ry, (rx - ry) ** 2]))
         keep = order[np.round(np.linspace(0, n - 1, cfg.max_rows)).astype(int)]
         u, v, rx, ry = u[keep], v[keep], rx[keep], ry[keep]
+    else:
+        keep = slice(None)
+    knn = _knn_stats(zx[keep], zy[keep], u[:, :1], v[:, :1]) if cfg.knn_stats else []
     tokens = np.zeros((len(u), cfg.token_dim), dtype=np.float32)
     tokens[:, :kk] = u
     tokens[:, K : K + kk] = v
@@ -292,6 +331,8 @@ def dataset_features(
             block,
             raw,
             _align_stats(zx, zy) if cfg.align_stats else [],
+            knn,
+            [tie_x.mean(), tie_y.mean(), tie_x.max(), tie_y.max()] if cfg.tie_stats else [],
         ]
     ).astype(np.float32)
     return tokens, ctx, g if cfg.side_input else 0.0
@@ -484,6 +525,47 @@ def _align_stats(zx: np.ndarray, zy: np.ndarray) -> list[float]:
     ]
 
 
+def _neighbour_mi(sq_x: np.ndarray, sq_y: np.ndarray, ks: tuple[int, ...]) -> list[float]:
+    """Nearest-neighbour MI at each k in `ks` (KSG's first estimator, in the mixed form of
+    Gao et al., 2017).
+
+    Block distances are Euclidean and the joint distance is their maximum (KSG allows any
+    norm per block). Where the k-th neighbour sits at distance 0 (tied rows, discrete data),
+    k becomes the number of rows at distance 0, as in Gao et al., so ties do not blow up."""
+    m = sq_x.shape[0]
+    ks = tuple(min(k, m - 1) for k in ks)
+    joint = np.maximum(sq_x, sq_y)
+    np.fill_diagonal(joint, np.inf)
+    kth = np.partition(joint.astype(np.float32), [k - 1 for k in ks], axis=1).astype(np.float64)
+    zeros = None
+    out = []
+    for k in ks:
+        rho = kth[:, k - 1 : k]
+        if (rho > 0).all():
+            k_i = float(k)
+        else:
+            zeros = (joint <= 0).sum(1) if zeros is None else zeros
+            k_i = np.where(rho[:, 0] > 0, float(k), zeros)
+        n_x = np.count_nonzero(sq_x <= rho, axis=1) - 1  # without the row itself
+        n_y = np.count_nonzero(sq_y <= rho, axis=1) - 1
+        out.append(float(np.mean(digamma(k_i) + digamma(m) - digamma(n_x + 1) - digamma(n_y + 1))))
+    return out
+
+
+def _knn_stats(zx: np.ndarray, zy: np.ndarray, u1: np.ndarray, v1: np.ndarray) -> list[float]:
+    """Nearest-neighbour MI estimates on the token rows (at most `max_rows`): of the normal scores
+    of all columns at k in KNN_KS, and of the first canonical pair at k = 3.
+
+    Every other context entry reads correlations, which see monotone dependence only; these see
+    any dependence the rows show (a V shape, clusters, categories), at a kNN estimator's bias,
+    which the network learns to correct. Symmetric in x and y."""
+    if zx.shape[0] < 4:
+        return [0.0] * KNN_STATS
+    full = _neighbour_mi(_sq_dists(zx), _sq_dists(zy), KNN_KS)
+    top = _neighbour_mi(np.square(u1 - u1.T), np.square(v1 - v1.T), (3,))
+    return [v / 3.0 for v in (*full, *top)]
+
+
 def _block_stats(eig_xx: np.ndarray, eig_yy: np.ndarray, sxy: np.ndarray, n: int) -> list[float]:
     """How strongly columns correlate within x, within y and across, from the raw (unwhitened) blocks.
 
@@ -507,17 +589,25 @@ def _block_stats(eig_xx: np.ndarray, eig_yy: np.ndarray, sxy: np.ndarray, n: int
 
 
 def batch_features(
-    datasets, cfg: FeatureConfig, rng: np.random.Generator | None = None, swap: np.ndarray | None = None
+    datasets,
+    cfg: FeatureConfig,
+    rng: np.random.Generator | None = None,
+    swap: np.ndarray | None = None,
+    discrete: Discrete = "auto",
 ):
     """Stack features of datasets that share n: tokens (B, n, F), context (B, C), g (B,).
 
-    `swap[i]` True computes dataset i's features with x and y exchanged.
+    `swap[i]` True computes dataset i's features with x and y exchanged (and `discrete`'s
+    x and y parts with them).
     """
     toks, ctxs, gs = [], [], []
     for i, (x, y) in enumerate(datasets):
+        disc = discrete
         if swap is not None and swap[i]:
             x, y = y, x
-        t, c, g = dataset_features(x, y, cfg, rng)
+            if isinstance(disc, (tuple, list)) and len(disc) == 2:
+                disc = (disc[1], disc[0])
+        t, c, g = dataset_features(x, y, cfg, rng, disc)
         toks.append(t)
         ctxs.append(c)
         gs.append(g)

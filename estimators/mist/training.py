@@ -357,29 +357,48 @@ def build_model(p: dict[str, Any]) -> tuple[MISTNet, FeatureConfig]:
     return MISTNet(arch), fcfg
 
 
+# Context inputs a fine-tune may add to its starting checkpoint: each appends its entries to the
+# context, in this order, so the old context is a prefix of the new one (`discrete_recode` and
+# `align_shuffle` change the inputs' values, not their number).
+_WIDENING = ("align_stats", "knn_stats", "tie_stats")
+_WIDENING_VALUES = ("align_shuffle", "discrete_recode")
+
+
 def load_init(model: MISTNet, fcfg: FeatureConfig, path: str, device: str = "cpu") -> None:
-    """Load `init_weights` into `model`. A checkpoint trained without `align_stats`, and otherwise on
-    the same features and architecture, also fits: the new context entries (appended last) get zero
-    weights, so training starts from exactly the old model's predictions. Anything else must match."""
+    """Load `init_weights` into `model`. A checkpoint trained without some of the appended context
+    inputs (`_WIDENING`), and otherwise on the same features and architecture, also fits: the new
+    context entries get zero weights, so training starts from exactly the old model's predictions
+    on the old inputs. Anything else must match."""
     from estimators.checkpoint import CheckpointError, load_checkpoint, read_card
 
     card = read_card(path)
-    old_f = dict(card.get("features", {}))
-    if not fcfg.align_stats or old_f.get("align_stats"):
+    old_cfg = FeatureConfig.from_dict(dict(card.get("features", {})))
+    old_on = [bool(getattr(old_cfg, k)) for k in _WIDENING]
+    new_on = [bool(getattr(fcfg, k)) for k in _WIDENING]
+    if old_on == new_on and old_cfg.context_dim == fcfg.context_dim:
         load_checkpoint(model, path, device=device)
         return
-    plain = FeatureConfig(**{**fcfg.to_dict(), "align_stats": False, "align_shuffle": 0.0})
-    if FeatureConfig.from_dict(old_f) != plain or card.get("architecture") != {
-        **model.arch.to_dict(),
-        "context_dim": plain.context_dim,
-    }:
+    first_new = next((i for i, (a, b) in enumerate(zip(old_on, new_on)) if b and not a), len(_WIDENING))
+    plain = FeatureConfig(
+        **{
+            **fcfg.to_dict(),
+            **{k: getattr(old_cfg, k) for k in (*_WIDENING, *_WIDENING_VALUES)},
+        }
+    )
+    if (
+        plain != old_cfg
+        or any(a and not b for a, b in zip(old_on, new_on))
+        or any(old_on[first_new:])  # an old input after a new one: the old context is no prefix
+        or card.get("architecture") != {**model.arch.to_dict(), "context_dim": old_cfg.context_dim}
+    ):
         raise CheckpointError(
-            f"init_weights {path}: its features or architecture differ from this run's by more than align_stats"
+            f"init_weights {path}: its features or architecture differ from this run's by more than "
+            f"appended context inputs ({', '.join(_WIDENING)})"
         )
     old = MISTNet(Architecture.from_dict(card["architecture"]))
     load_checkpoint(old, path, device=device)
     state = old.state_dict()
-    c0, c1, w = plain.context_dim, fcfg.context_dim, model.arch.width
+    c0, c1, w = old_cfg.context_dim, fcfg.context_dim, model.arch.width
     ctx_w = state["embed_ctx.weight"]
     state["embed_ctx.weight"] = torch.cat([ctx_w, ctx_w.new_zeros(ctx_w.shape[0], c1 - c0)], dim=1)
     head_w = state["head.0.weight"]  # input: [pooled (w) | context | tau (MIST_QR)]
@@ -387,7 +406,8 @@ def load_init(model: MISTNet, fcfg: FeatureConfig, path: str, device: str = "cpu
         [head_w[:, : w + c0], head_w.new_zeros(head_w.shape[0], c1 - c0), head_w[:, w + c0 :]], dim=1
     )
     model.load_state_dict(state, strict=True)
-    print(f"init_weights {path}: widened by {c1 - c0} zero-weight align_stats inputs", file=sys.stderr)
+    added = [k for k, a, b in zip(_WIDENING, old_on, new_on) if b and not a]
+    print(f"init_weights {path}: widened by {c1 - c0} zero-weight inputs ({', '.join(added)})", file=sys.stderr)
 
 
 def check_params(params: dict[str, Any] | None) -> dict[str, Any]:

@@ -34,7 +34,7 @@ import dataclasses
 import numpy as np
 from scipy.stats import poisson
 
-from estimators.synthetic.mixture_families import logsumexp, stratified_mean
+from estimators.synthetic.mixture_families import STOP_SE, logsumexp, stratified_mean
 from estimators.synthetic.paper_families import Distribution, KindFamily
 
 _LOG_2PI = float(np.log(2 * np.pi))
@@ -129,7 +129,7 @@ class PoissonGivenCategory:
         return y @ np.log(self.rates).T - self.rates.sum(1)
 
 
-def category_mi(weights: np.ndarray, cond, seed: int) -> tuple[float, float, int]:
+def category_mi(weights: np.ndarray, cond, seed: int, stop_se: float = STOP_SE) -> tuple[float, float, int]:
     """I(C; Y) = E[log p(y | c) - log p(y)] by Monte Carlo stratified by c: (estimate, se, rows)."""
     log_w = np.log(weights)
 
@@ -137,7 +137,7 @@ def category_mi(weights: np.ndarray, cond, seed: int) -> tuple[float, float, int
         ll = cond.log_lik(cond.sample(np.full(n, k), g))
         return ll[:, k] - logsumexp(ll + log_w, axis=1)
 
-    return stratified_mean(weights, terms, seed)
+    return stratified_mean(weights, terms, seed, stop_se)
 
 
 # ---------------------------------------------------------------------------
@@ -180,9 +180,11 @@ def poisson_common_mi(la: float, lb: float, ls: float, bound: float = 1e-9) -> t
 
 @dataclasses.dataclass(frozen=True)
 class DiscreteFamily(KindFamily):
+    stop_se: float = STOP_SE  # Monte Carlo stops below this standard error (training families: looser)
+
     def _category_given(self, dx, dy, rng, cond, k, weights, extra):
         code = random_code(k, dx, rng)
-        mi, se, rows = category_mi(weights, cond, int(rng.integers(2**63)))
+        mi, se, rows = category_mi(weights, cond, int(rng.integers(2**63)), self.stop_se)
 
         def sample(n, g):
             c = g.choice(k, size=n, p=weights)

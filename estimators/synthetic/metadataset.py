@@ -2,7 +2,9 @@
 
 Training datasets come ONLY from the training families (`TRAIN_FAMILIES`),
 validation datasets ONLY from the in-distribution test families (`imd`); an
-out-of-distribution (OoMD) family anywhere in either is an error.
+out-of-distribution (OoMD) family anywhere in either is an error. With
+`beyond_frac` > 0, that share of both comes from the `train_beyond` families
+(fresh draws; the test-only splits `mixture`, `mixed`, `flow` are never drawn).
 
 A spec (from config) looks like
 
@@ -15,7 +17,12 @@ A spec (from config) looks like
      "n_block": 1,            # shards: consecutive runs of this many datasets share one n (a training batch)
      "shards": 0,             # training data: 0 streams fresh batches; K > 0 reads K shards, epoch after epoch
      "val_size": 600, "val_seed": 12345,
-     "n_small_frac": 0.0, "n_small": [10, 100]}   # optional oversampling of small n (training only)
+     "n_small_frac": 0.0, "n_small": [10, 100],   # optional oversampling of small n (training only)
+     "beyond_frac": 0.0,      # this share of training AND validation datasets comes from the
+                              # `train_beyond` families (mixtures, categories, flows), the rest as above,
+     "beyond_d": None,        # with their own d range ([lo, hi]; None: `d`),
+     "beyond_reuse": 1}       # and, in the training stream, this many datasets of a batch per drawn
+                              # distribution (their Monte Carlo MI and flows cost 10-100x a paper family's)
 
 Everything is deterministic from (seed, shard) or (seed, worker): the same spec
 gives the same datasets. Two ways to get data:
@@ -68,6 +75,9 @@ DEFAULT_SPEC: dict[str, Any] = {
     "val_n_points": 0,
     "n_small_frac": 0.0,
     "n_small": [10, 100],
+    "beyond_frac": 0.0,
+    "beyond_d": None,
+    "beyond_reuse": 1,
 }
 _TAG_TRAIN, _TAG_VAL, _TAG_STREAM = 1, 2, 3
 KIND = "meta-dataset"
@@ -89,17 +99,20 @@ def full_spec(spec: dict[str, Any] | None) -> dict[str, Any]:
         ("val_size", 1),
         ("val_n_step", 1),
         ("val_n_points", 0),
+        ("beyond_reuse", 1),
     ):
         v = out[key]
         if not is_integer(v) or v < least:
             raise ValueError(f"meta-dataset {key} must be an integer >= {least}, got {v!r}")
         out[key] = int(v)  # numpy integers would not serialise into the shard's stored spec
-    for key in ("n", "n_small", "d"):
-        least = 1 if key == "d" else 2  # n >= 2: every estimator refuses fewer rows
+    for key in ("n", "n_small", "d", "beyond_d"):
+        least = 1 if key in ("d", "beyond_d") else 2  # n >= 2: every estimator refuses fewer rows
         v = out[key]
+        if key == "beyond_d" and v is None:
+            continue
         if not (isinstance(v, (list, tuple)) and len(v) == 2 and all(map(is_integer, v)) and least <= v[0] <= v[1]):
             raise ValueError(f"meta-dataset {key} must be [lo, hi], integers with {least} <= lo <= hi, got {v!r}")
-    for key in ("p_unequal", "n_small_frac"):
+    for key in ("p_unequal", "n_small_frac", "beyond_frac"):
         if not isinstance(out[key], (int, float)) or isinstance(out[key], bool) or not 0 <= out[key] <= 1:
             raise ValueError(f"meta-dataset {key} is a probability in [0, 1], got {out[key]!r}")
     if out["per_shard"] % out["n_block"]:
@@ -171,13 +184,31 @@ def draw_dims(spec: dict[str, Any], family, rng: np.random.Generator) -> tuple[i
 
 
 def draw_dataset(spec: dict[str, Any], families: tuple[str, ...], n: int, rng: np.random.Generator) -> dict[str, Any]:
-    """One dataset: a family drawn uniformly, dims, parameters, n rows."""
+    """One dataset: a family drawn uniformly (from `train_beyond` with probability `beyond_frac`),
+    dims, parameters, n rows."""
+    return draw_datasets(spec, families, n, rng, 1)[0]
+
+
+def draw_datasets(
+    spec: dict[str, Any], families: tuple[str, ...], n: int, rng: np.random.Generator, reuse: int
+) -> list[dict[str, Any]]:
+    """`draw_dataset`, but a `train_beyond` distribution gives `reuse` datasets (fresh rows each)."""
+    frac = float(spec.get("beyond_frac", 0.0))
+    count = 1
+    if frac > 0 and rng.random() < frac:  # no draw at 0: specs without it keep their exact datasets
+        families = split_families("train_beyond")
+        if spec.get("beyond_d") is not None:
+            spec = dict(spec, d=spec["beyond_d"])
+        count = reuse
     family = families[int(rng.integers(len(families)))]
     fam = get_family(family)
     dx, dy = draw_dims(spec, fam, rng)
     dist = fam.draw(dx, dy, rng)
-    x, y = dist.sample(n, rng)
-    return {"family": family, "n": n, "dx": dx, "dy": dy, "mi": float(dist.mi), "x": x, "y": y}
+    out = []
+    for _ in range(count):
+        x, y = dist.sample(n, rng)
+        out.append({"family": family, "n": n, "dx": dx, "dy": dy, "mi": float(dist.mi), "x": x, "y": y})
+    return out
 
 
 def draw_n(spec: dict[str, Any], rng: np.random.Generator) -> int:
@@ -306,7 +337,7 @@ def build_missing(directory, spec: dict[str, Any]) -> list[Path]:
 
 
 def validation_set(spec: dict[str, Any]) -> list[dict[str, Any]]:
-    """Fixed validation datasets from IMD families only; n on a grid (for batching): every `val_n_step`
+    """Fixed validation datasets from IMD families (and the `train_beyond` ones at `beyond_frac`); n on a grid (for batching): every `val_n_step`
     from the low end, or, with `val_n_points` = k > 0, k evenly spaced values as the test corpora's
     `linspace` n grids (whose lowest n carries the largest errors)."""
     spec = full_spec(spec)
@@ -327,9 +358,13 @@ def stream_batches(spec: dict[str, Any], batch_size: int, seed: int) -> Iterator
     spec = full_spec(spec)
     fams = train_families(spec)
     rng = _rng(spec, _TAG_STREAM, seed)
+    reuse = int(spec["beyond_reuse"])
     while True:
         n = draw_n(spec, rng)
-        yield [draw_dataset(spec, fams, n, rng) for _ in range(batch_size)]
+        batch: list[dict[str, Any]] = []
+        while len(batch) < batch_size:
+            batch += draw_datasets(spec, fams, n, rng, min(reuse, batch_size - len(batch)))
+        yield batch
 
 
 def throughput(spec: dict[str, Any] | None = None, seconds: float = 10.0) -> float:

@@ -42,7 +42,7 @@ from scipy.special import digamma, gammaln
 from estimators.synthetic.paper_families import Distribution
 
 TARGET_SE = 0.01  # the bound recorded standard errors must meet
-_STOP_SE = 0.009  # the Monte Carlo loop stops below this
+STOP_SE = 0.009  # the Monte Carlo loop stops below this
 _PLAN_SE = 0.008  # and plans its next rows for this
 _PILOT = 400  # rows per stratum in the first round
 _BATCH = 8192  # rows evaluated at once
@@ -178,7 +178,7 @@ def stratified_mean(
     weights: np.ndarray,
     terms: Callable[[int, int, np.random.Generator], np.ndarray],
     seed: int,
-    stop_se: float = _STOP_SE,
+    stop_se: float = STOP_SE,
 ) -> tuple[float, float, int]:
     """sum_k w_k E_k[terms] by stratified Monte Carlo: (estimate, standard error, rows used).
 
@@ -224,7 +224,7 @@ def stratified_mean(
     return est, se, int(counts.sum())
 
 
-def mixture_mi(mix: Mixture, seed: int, control_variate: bool = True, stop_se: float = _STOP_SE):
+def mixture_mi(mix: Mixture, seed: int, control_variate: bool = True, stop_se: float = STOP_SE):
     """(MI estimate, standard error, rows) of a mixture by stratified Monte Carlo."""
     return stratified_mean(mix.weights, lambda k, n, g: mix.pmi_terms(k, n, g, control_variate), seed, stop_se)
 
@@ -263,13 +263,14 @@ class MixtureFamily:
     student: bool
     k_range: tuple[int, int] = (2, 6)
     min_dim: int = 1
+    stop_se: float = STOP_SE  # Monte Carlo stops below this standard error (training families: looser)
 
     def draw(self, dx: int, dy: int, rng: np.random.Generator) -> Distribution:
         if min(dx, dy) < self.min_dim:
             raise ValueError(f"family {self.name} needs dx, dy >= {self.min_dim}, got {dx}, {dy}")
         mix, params = random_mixture(dx, dy, rng, self.student, self.k_range)
         seed = int(rng.integers(2**63))
-        mi, se, rows = mixture_mi(mix, seed)
+        mi, se, rows = mixture_mi(mix, seed, stop_se=self.stop_se)
         params.update(mi_se=se, mi_rows=rows, mi_mc_estimate=mi)
         return Distribution(self.name, dx, dy, max(0.0, mi), params, mix)
 
