@@ -337,9 +337,10 @@ def build_missing(directory, spec: dict[str, Any]) -> list[Path]:
 
 
 def validation_set(spec: dict[str, Any]) -> list[dict[str, Any]]:
-    """Fixed validation datasets from IMD families (and the `train_beyond` ones at `beyond_frac`); n on a grid (for batching): every `val_n_step`
-    from the low end, or, with `val_n_points` = k > 0, k evenly spaced values as the test corpora's
-    `linspace` n grids (whose lowest n carries the largest errors)."""
+    """Fixed validation datasets from IMD families (and the `train_beyond` ones at `beyond_frac`); n on
+    a grid (for batching): every `val_n_step` from the low end, or, with `val_n_points` = k > 0, k
+    evenly spaced values as the test corpora's `linspace` n grids (whose lowest n carries the largest
+    errors)."""
     spec = full_spec(spec)
     fams = val_families(spec)
     rng = np.random.default_rng(np.random.SeedSequence([int(spec["val_seed"]), _TAG_VAL]))
