@@ -858,3 +858,53 @@ def test_calibration_refuses_the_checkpoint_selection_seed(tmp_path):
     with pytest.raises(ValueError, match="must be fresh"):
         calibrate(str(w), size=10, seed=seed)
     assert cp.read_bytes() == before
+
+
+BEYOND_CFG = dict(shrink=0.1, max_rows=128, pair_stats=True, radial_stats=True, align_stats=True)
+
+
+def test_knn_stats_see_a_parabola_that_correlations_miss_and_are_symmetric():
+    """y = x^2 + noise: every correlation-based input is near its independence value, the
+    nearest-neighbour estimates are not; they are the same for (x, y) and (y, x), and for any row order."""
+    from estimators.mist.features import KNN_STATS, swap_view
+
+    cfg = FeatureConfig(**BEYOND_CFG, knn_stats=True)
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((300, 1))
+    y = x**2 + 0.3 * rng.standard_normal((300, 1))
+    tok, ctx, g = dataset_features(x, y, cfg)
+    knn = ctx[cfg._knn_at : cfg._knn_at + KNN_STATS] * 3
+    _, ctx0, g0 = dataset_features(x, rng.standard_normal((300, 1)), cfg)
+    knn0 = ctx0[cfg._knn_at : cfg._knn_at + KNN_STATS] * 3
+    assert g < 0.05 and (knn > 0.5).all() and (np.abs(knn0) < 0.15).all()
+    perm = rng.permutation(300)
+    assert np.array_equal(dataset_features(x[perm], y[perm], cfg)[1], ctx)
+    assert np.allclose(swap_view(tok, ctx, cfg)[1], dataset_features(y, x, cfg)[1], atol=1e-6)
+
+
+def test_knn_stats_stay_finite_on_tied_rows():
+    """Gao et al.'s mixed form: a k-th neighbour at distance 0 (discrete data) counts the tied rows."""
+    cfg = FeatureConfig(**BEYOND_CFG, knn_stats=True, tie_stats=True)
+    rng = np.random.default_rng(4)
+    c = rng.integers(0, 3, size=(200, 1)).astype(float)
+    _, ctx, _ = dataset_features(c, c.copy(), cfg)  # y = x, three values: MI = H(C) ~ log 3
+    assert np.isfinite(ctx).all()
+    assert abs(ctx[cfg._knn_at] * 3 - np.log(3)) < 0.3
+    assert ctx[cfg._tie_at] > 0.9 and ctx[cfg._tie_at + 2] > 0.9  # tie shares of x (mean, largest)
+
+
+def test_discrete_recode_makes_features_label_free_and_swaps():
+    from estimators.mist.features import swap_view
+
+    cfg = FeatureConfig(**BEYOND_CFG, knn_stats=True, tie_stats=True, discrete_recode=True)
+    rng = np.random.default_rng(5)
+    x = rng.integers(0, 4, size=(120, 1)).astype(float)
+    y = np.sin(2 * x) + 0.5 * rng.standard_normal((120, 2))
+    tok, ctx, _ = dataset_features(x, y, cfg)
+    relabel = np.array([2.0, 0.0, 3.0, 1.0])[x.astype(int)]
+    assert np.array_equal(dataset_features(relabel, y, cfg)[1], ctx)
+    assert not np.array_equal(
+        dataset_features(relabel, y, FeatureConfig(**BEYOND_CFG, knn_stats=True))[1][:-1],
+        dataset_features(x, y, FeatureConfig(**BEYOND_CFG, knn_stats=True))[1][:-1],
+    )
+    assert np.allclose(swap_view(tok, ctx, cfg)[1], dataset_features(y, x, cfg)[1], atol=1e-6)
