@@ -1,7 +1,7 @@
 """Three examples beyond monotone dependence, each over 10 seeds: KSG, the Gaussian reference, MIST
 and MIST_QR (shipped weights) against the true MI.
 
-    taskset -c 1 python -m devbench.beyond_monotone_examples [--seeds 10]
+    taskset -c 1 python -m devbench.beyond_monotone_examples [--seeds 10] [--mist-weights W --mist-qr-weights W]
 
 - `mixture d=1`: a fixed three-component Gaussian mixture in the joint (x, y) space, dx = dy = 1,
   n = 500. Weights (0.4, 0.3, 0.3); component means (x, y) = (-2, 2), (0, -2), (2, 2), unit
@@ -85,10 +85,14 @@ def examples(seeds: int):
     return out
 
 
-def run(seeds: int) -> str:
+def run(seeds: int, weights: dict[str, str | None] | None = None) -> str:
     import estimators
 
-    ests = {name: estimators.get(name, **params) for name, params in ESTIMATORS.items()}
+    weights = weights or {}
+    ests = {
+        name: estimators.get(name, **params, **({"weights": weights[name]} if weights.get(name) else {}))
+        for name, params in ESTIMATORS.items()
+    }
     head = ["example", "n", "true MI", *(LABELS[n] for n in ests), "MIST_QR 90% covers"]
     lines = ["| " + " | ".join(head) + " |", "| --- | ---: | ---: | " + " | ".join(["---:"] * (len(ests) + 1)) + " |"]
     t0 = time.perf_counter()
@@ -116,13 +120,15 @@ def run(seeds: int) -> str:
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seeds", type=int, default=10)
+    ap.add_argument("--mist-weights", help="MIST weights (default: shipped)")
+    ap.add_argument("--mist-qr-weights", help="MIST_QR weights (default: shipped)")
     args = ap.parse_args(argv)
     import torch
     from threadpoolctl import threadpool_limits
 
     torch.set_num_threads(1)
     with threadpool_limits(1):
-        print(run(args.seeds))
+        print(run(args.seeds, {"mist": args.mist_weights, "mist_qr": args.mist_qr_weights}))
 
 
 if __name__ == "__main__":

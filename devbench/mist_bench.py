@@ -47,14 +47,34 @@ def grid_spec(seed: int, splits=("imd", "oomd")) -> dict:
     return {"seed": seed, "shards": 1, "blocks": [{"split": s, **SPLIT_BLOCKS[s]} for s in splits]}
 
 
-def build_grid(seed: int, splits=("imd", "oomd")):
+def build_grid(seed: int, splits=("imd", "oomd"), cache: str | None = None):
+    """The grid's records and datasets; with `cache`, read from / written to a pickle named by the
+    spec's digest there (the Monte Carlo truths of the mixture splits take minutes to compute)."""
+    import hashlib
+    import json
+    import pickle
+    from pathlib import Path
+
     from benchmarks.corpora import materialise, plan
 
+    path = None
+    if cache:
+        key = hashlib.sha256(json.dumps(grid_spec(seed, splits), sort_keys=True).encode()).hexdigest()[:16]
+        path = Path(cache) / f"grid_{seed}_{key}.pkl"
+        if path.is_file():
+            with open(path, "rb") as f:
+                return pickle.load(f)
     recs, data = [], []
     for desc in plan(grid_spec(seed, splits)):
         rec, x, y = materialise(desc)
         recs.append(rec)
         data.append((x, y))
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        with open(tmp, "wb") as f:
+            pickle.dump((recs, data), f)
+        tmp.replace(path)
     return recs, data
 
 
@@ -78,10 +98,10 @@ def run_estimator(name: str, data, weights: str | None = None):
     return ([e.mi for e in out], [e.lower for e in out], [e.upper for e in out], sec)
 
 
-def grid(seeds, names, weights: dict[str, str], splits=("imd", "oomd")) -> pd.DataFrame:
+def grid(seeds, names, weights: dict[str, str], splits=("imd", "oomd"), cache: str | None = None) -> pd.DataFrame:
     rows = []
     for seed in seeds:
-        recs, data = build_grid(seed, splits)
+        recs, data = build_grid(seed, splits, cache)
         for name in names:
             mi, lo, hi, sec = run_estimator(name, data, weights.get(name))
             for i, r in enumerate(recs):
@@ -283,6 +303,7 @@ def main(argv=None) -> None:
     g.add_argument("--seeds", type=int, nargs="+", default=[2, 102, 202])
     g.add_argument("--estimators", nargs="+", default=["mist", "mist_qr", "ksg"])
     g.add_argument("--splits", nargs="+", default=["imd", "oomd"], choices=sorted(SPLIT_BLOCKS))
+    g.add_argument("--cache", help="keep the built grids in this directory (pickles) for later runs")
     g.add_argument("--mist-weights")
     g.add_argument("--mist-qr-weights")
     g.add_argument("--csv", help="write per-dataset results here")
@@ -312,7 +333,7 @@ def main(argv=None) -> None:
         print(report(pd.concat([pd.read_csv(f) for f in args.from_csv], ignore_index=True)))
     elif args.cmd == "grid":
         weights = {"mist": args.mist_weights, "mist_qr": args.mist_qr_weights}
-        df = grid(args.seeds, args.estimators, weights, args.splits)
+        df = grid(args.seeds, args.estimators, weights, args.splits, args.cache)
         if args.csv:
             df.to_csv(args.csv, index=False)
         print(report(df))

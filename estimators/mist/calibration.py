@@ -4,10 +4,18 @@ Pinball training on a small CPU budget leaves the quantiles too tight. One
 scalar s >= 1 widens every quantile around the median, q'_tau = m + s (q_tau - m),
 which keeps them ordered (non-crossing). s is the conformal (1 - alpha)
 quantile of the scale each calibration dataset needs for its truth to fall in
-[q'_lo, q'_hi] (split-conformal, finite-sample corrected). The calibration
-datasets are IMD-family draws with their own seed: neither the training
-families' stream nor the validation set that picked the checkpoint, and never
-an OoMD family.
+[q'_lo, q'_hi] (split-conformal, finite-sample corrected).
+
+The calibration datasets have a seed of their own (neither the training stream
+nor the validation set that picked the checkpoint) and come from two sources:
+- fresh draws of the model's own meta-distribution (its n and d ranges, the
+  IMD families and, at the model's `beyond_frac`, the `train_beyond` ones);
+- a third (`calib_share`) from the `calib` families, which are in neither the
+  training nor any test split: data the model never saw, so that the scale also
+  covers what is new to it, without touching a test split.
+A scale per cell of a novelty score (the model's distance from its own
+nearest-neighbour input) was tried on these data and covered no better, so s
+is one number.
 
     python -m estimators.mist.calibration estimators/weights/mist_qr.safetensors
 """
@@ -22,6 +30,7 @@ import torch
 
 from estimators.checkpoint import read_card, save_checkpoint
 from estimators.synthetic import metadataset
+from estimators.synthetic.families import split_families
 
 
 def needed_scale(q_lo: np.ndarray, med: np.ndarray, q_hi: np.ndarray, truth: np.ndarray) -> np.ndarray:
@@ -38,7 +47,27 @@ def conformal_scale(scales: np.ndarray, level: float) -> float:
     return float(max(1.0, np.sort(scales)[k - 1]))
 
 
-def calibrate(weights: str, size: int = 600, seed: int = 424242, level: float = 0.9) -> dict:
+CALIB_SHARE = 1 / 3  # share of the calibration datasets drawn from the `calib` families
+
+
+def calibration_set(data: dict, size: int, seed: int, calib_share: float = CALIB_SHARE) -> list[dict]:
+    """The calibration datasets for a model trained on the meta-dataset spec `data` (module docstring)."""
+    n_calib = int(round(size * calib_share))
+    keys = ("n", "d", "beyond_frac", "beyond_d")
+    spec = {k: data[k] for k in keys if k in data}
+    items = metadataset.validation_set({**spec, "val_size": size - n_calib, "val_seed": seed})
+    if n_calib:
+        cspec = metadataset.full_spec({**spec, "beyond_frac": 0.0, "d": spec.get("beyond_d") or spec["d"]})
+        rng = np.random.default_rng(np.random.SeedSequence([int(seed), 7]))
+        lo, hi = (int(v) for v in cspec["n"])
+        fams = split_families("calib")
+        items += [metadataset.draw_dataset(cspec, fams, int(rng.integers(lo, hi + 1)), rng) for _ in range(n_calib)]
+    return items
+
+
+def calibrate(
+    weights: str, size: int = 600, seed: int = 424242, level: float = 0.9, calib_share: float = CALIB_SHARE
+) -> dict:
     """Compute the spread scale for a mist_qr checkpoint and write it into its card (weights unchanged)."""
     from estimators.mist.adapter import MIST_QR  # imported by name: the workflow's code digest follows it
 
@@ -50,7 +79,7 @@ def calibrate(weights: str, size: int = 600, seed: int = 424242, level: float = 
             f"calibration seed {seed} is the validation seed that picked this checkpoint: "
             "the calibration datasets must be fresh"
         )
-    items = metadataset.validation_set({"n": data["n"], "d": data["d"], "val_size": size, "val_seed": seed})
+    items = calibration_set(data, size, seed, calib_share)
     out = est.estimate_batch([(d["x"], d["y"]) for d in items])
     lo, hi = est.params["interval"]
     q_lo = np.array([e.quantiles[lo] for e in out])
@@ -67,7 +96,9 @@ def calibrate(weights: str, size: int = 600, seed: int = 424242, level: float = 
         "interval": [lo, hi],
         "datasets": size,
         "seed": seed,
-        "families": "imd",
+        "families": "imd" + (" + train_beyond" if data.get("beyond_frac") else "") + " + calib",
+        "calib_share": calib_share,
+        "beyond_frac": float(data.get("beyond_frac", 0.0)),
         "n": list(data["n"]),
         "d": list(data["d"]),
         "coverage_before": before,
@@ -85,9 +116,10 @@ def main(argv=None) -> None:
     ap.add_argument("weights")
     ap.add_argument("--size", type=int, default=600)
     ap.add_argument("--seed", type=int, default=424242)
+    ap.add_argument("--calib-share", type=float, default=CALIB_SHARE)
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
-    print(calibrate(args.weights, args.size, args.seed))
+    print(calibrate(args.weights, args.size, args.seed, calib_share=args.calib_share))
 
 
 if __name__ == "__main__":
