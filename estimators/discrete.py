@@ -97,16 +97,14 @@ def _normal_scores(a: np.ndarray) -> np.ndarray:
     return ndtri(rankdata(a, axis=0, method="average") / (a.shape[0] + 1.0))
 
 
-def _order_by(col: np.ndarray, partner: np.ndarray | None) -> np.ndarray:
-    """The column recoded to 0..K-1 in an order read from the data (see the module docstring)."""
+def _order_by(col: np.ndarray, z: np.ndarray | None) -> np.ndarray:
+    """The column recoded to 0..K-1 in an order read from the data (see the module docstring);
+    `z` holds the normal scores of the other block (None: by frequency alone)."""
     inv, counts = _codes(col)
     k = len(counts)
     key = -counts.astype(float)  # frequency first: most frequent category gets code 0
-    if partner is not None and partner.shape[1]:
-        z = _normal_scores(partner)
-        means = np.zeros((k, z.shape[1]))
-        np.add.at(means, inv, z)
-        means /= counts[:, None]
+    if z is not None and z.shape[1]:
+        means = (np.eye(k)[inv].T @ z) / counts[:, None]  # category means of the partner's scores
         centred = (means - (counts @ means) / counts.sum()) * np.sqrt(counts)[:, None]
         _, s, vt = np.linalg.svd(centred, full_matrices=False)
         if s.size and s[0] > 1e-12:
@@ -134,8 +132,9 @@ def recode_categorical(
         for j in cols:
             block[:, j] = _order_by(block[:, j], None)
     for _ in range(2):  # both blocks at once from the same partners: swapping x and y swaps the result
-        new_x = [_order_by(x[:, j], y) for j in x_cols]
-        new_y = [_order_by(y[:, j], x) for j in y_cols]
+        zx, zy = (_normal_scores(a) if cols else None for a, cols in ((x, y_cols), (y, x_cols)))
+        new_x = [_order_by(x[:, j], zy) for j in x_cols]
+        new_y = [_order_by(y[:, j], zx) for j in y_cols]
         for block, cols, new in ((x, x_cols, new_x), (y, y_cols, new_y)):
             for j, col in zip(cols, new):
                 block[:, j] = col

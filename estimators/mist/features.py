@@ -39,6 +39,11 @@ Pipeline for one dataset (x: n x dx, y: n x dy):
    With `align_stats`, also how strongly x_i goes with y_i in the given column
    order (see `_align_stats`): the one part of the context that reads the order
    of the columns, trained with y's columns shuffled in a share of the datasets.
+   With `knn_stats`, nearest-neighbour MI estimates on the token rows (see
+   `_knn_stats`): the only inputs that see dependence no correlation shows (a V
+   shape, clusters). With `tie_stats`, the share of tied values per block.
+Before step 1, with `discrete_recode`, categorical columns are recoded by an order
+read from the data, never from their labels (`estimators.discrete`).
 
 Everything here is numpy and per dataset: it runs in data-loader workers
 during training and once per dataset at inference.
@@ -62,7 +67,7 @@ RAW_STATS_BASE = 6  # raw-value statistics besides the Gaussian MI at each shrin
 ALIGN_STATS = 11  # entries of `_align_stats`
 KNN_KS = (3, 8)  # neighbours of the nearest-neighbour MI estimates
 KNN_STATS = len(KNN_KS) + 1  # entries of `_knn_stats`
-TIE_STATS = 4  # entries of `_tie_stats`
+TIE_STATS = 4  # tie-share entries: mean and largest over x's columns and over y's
 
 
 def _raw_count(n_shrinks: int) -> int:
@@ -536,7 +541,11 @@ def _neighbour_mi(sq_x: np.ndarray, sq_y: np.ndarray, ks: tuple[int, ...]) -> li
     ks = tuple(min(k, m - 1) for k in ks)
     joint = np.maximum(sq_x, sq_y)
     np.fill_diagonal(joint, np.inf)
-    kth = np.partition(joint.astype(np.float32), [k - 1 for k in ks], axis=1).astype(np.float64)
+    top = max(ks)
+    kth = np.sort(np.partition(joint, top - 1, axis=1)[:, :top], axis=1)  # the `top` nearest, in order
+    # The distances at the k-th neighbour are rounded to float32, as in the shipped weights' training
+    # (rounding is monotone, so this is the k-th smallest of the float32 distances).
+    kth = kth.astype(np.float32).astype(np.float64)
     zeros = None
     out = []
     for k in ks:
