@@ -411,35 +411,10 @@ def test_cli_discrete_flag(tmp_path, recode_weights):
     assert default.returncode == none.returncode == 0, (default.stderr, none.stderr)
     assert json.loads(default.stdout)["mi"] == json.loads(none.stdout)["mi"]
     weights = f"weights={recode_weights}"
-    r = _run(
-        path,
-        "--x",
-        "noise,group",
-        "--y",
-        "score",
-        "--estimator",
-        "mist",
-        "--param",
-        weights,
-        "--discrete",
-        "0",
-        "--json",
-    )
-    assert r.returncode == 0, r.stderr
-    info = json.loads(r.stdout)["info"]
-    assert info["categorical_x"] == [1] and info["categorical_y"] == []
-    r = _run(
-        path,
-        "--x",
-        "noise,group",
-        "--y",
-        "score",
-        "--estimator",
-        "mist",
-        "--param",
-        weights,
-        "--discrete",
-        "none",
-        "--json",
-    )
-    assert r.returncode == 0 and json.loads(r.stdout)["info"]["categorical_x"] == []
+    # File column 0 ("group") is x's second column here; "none" names no column.
+    for flag, expected in (("0", [1]), ("none", [])):
+        args = ("--x", "noise,group", "--y", "score", "--estimator", "mist", "--param", weights)
+        r = _run(path, *args, "--discrete", flag, "--json")
+        assert r.returncode == 0, r.stderr
+        info = json.loads(r.stdout)["info"]
+        assert info["categorical_x"] == expected and info["categorical_y"] == [], flag
