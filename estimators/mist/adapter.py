@@ -181,22 +181,31 @@ class MIST(_MISTBase):
     """MIST: point estimate from an MSE-trained set transformer.
 
     Parameters: weights (path; default: shipped), swap_average (average over
-    exchanging x and y), batch_size (datasets per forward pass), device.
+    exchanging x and y), batch_size (datasets per forward pass), device, clip (MI is never
+    negative: False keeps the network's raw output, as a permutation test's statistic needs).
     """
 
     name = "mist"
     kind = "mist"
 
     def __init__(
-        self, weights: str | None = None, swap_average: bool = True, batch_size: int = 256, device: str = "auto"
+        self,
+        weights: str | None = None,
+        swap_average: bool = True,
+        batch_size: int = 256,
+        device: str = "auto",
+        clip: bool = True,
     ) -> None:  # explicit: a misspelt parameter is an error
-        super().__init__(weights=weights, swap_average=swap_average, batch_size=batch_size, device=device)
+        super().__init__(weights=weights, swap_average=swap_average, batch_size=batch_size, device=device, clip=clip)
 
     def _estimate_batch(self, datasets, discrete=None):
         cols = self._columns(datasets, discrete)
         pred = self._predict(datasets, None, cols)
         return [
-            Estimate(mi=float(max(v, 0.0)), info={"weights": str(self.weights_path), **self._info(c)})
+            Estimate(
+                mi=float(max(v, 0.0) if self.params["clip"] else v),
+                info={"weights": str(self.weights_path), **self._info(c)},
+            )
             for v, c in zip(pred, cols)
         ]
 
@@ -211,6 +220,7 @@ class MIST_QR(_MISTBase):
     `estimators.mist.calibration`), widening every quantile around the median.
     The scale holds for the interval it was fitted for (the card's, 5%-95% for the
     shipped weights); another `interval` needs `calibrated=False` (raw quantiles).
+    `clip` (default True) floors every quantile at 0; False keeps them as predicted.
     """
 
     name = "mist_qr"
@@ -225,6 +235,7 @@ class MIST_QR(_MISTBase):
         taus: Sequence[float] = TAU_GRID,
         interval: Sequence[float] = (0.05, 0.95),
         calibrated: bool = True,
+        clip: bool = True,
     ) -> None:
         taus = tuple(sorted({float(t) for t in (*taus, *interval, 0.5)}))
         if not all(0.0 < t < 1.0 for t in taus):
@@ -240,6 +251,7 @@ class MIST_QR(_MISTBase):
             taus=taus,
             interval=(lo, hi),
             calibrated=calibrated,
+            clip=clip,
         )
         cal = self.card.get("calibration") if calibrated else None
         # Conformal spread scale from held-out IMD data (estimators.mist.calibration); 1 = raw quantiles.
@@ -257,7 +269,9 @@ class MIST_QR(_MISTBase):
         cols = self._columns(datasets, discrete)
         q = np.sort(self._predict(datasets, taus, cols), axis=1)
         med = q[:, [taus.index(0.5)]]
-        q = np.maximum(med + self.spread_scale * (q - med), 0.0)  # s > 0 keeps the order: no crossing
+        q = med + self.spread_scale * (q - med)  # s > 0 keeps the order: no crossing
+        if self.params["clip"]:
+            q = np.maximum(q, 0.0)
         out = []
         for row, c in zip(q, cols):
             qmap = {t: float(v) for t, v in zip(taus, row)}
