@@ -6,6 +6,13 @@ shape (n, dx), (n, dy). Estimators with a batch path (`has_batch_path`: amortise
 networks, per-dataset networks trained stacked) override `_estimate_batch` to push
 many datasets through one call.
 
+Units: subclasses compute in nats. `estimate(x, y, unit="bits")` and `estimate_batch(..., unit=...)`
+convert once, at the end (`Estimate.to`); `estimators.units` holds the factors.
+
+DataFrames: x and y may be pandas DataFrames or Series. Validation reads them as arrays (refusing
+non-numeric columns by name), and the estimate keeps their column names in `info["x_columns"]` /
+`info["y_columns"]` (only when they have names: `estimators.validation.column_names`).
+
 Categorical columns: `estimate(x, y, discrete=...)` and `estimate_batch(datasets, discrete=...)`
 take the spec of `estimators.discrete.categorical_columns` ("auto", True/False, or a pair
 (x columns, y columns)). Only estimators with `handles_discrete` (MIST, MIST_QR) honour it; any
@@ -22,6 +29,7 @@ Errors, the same through `estimate` and `estimate_batch`:
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import inspect
 import math
@@ -32,18 +40,20 @@ from typing import Any
 import numpy as np
 
 from estimators.discrete import Discrete, categorical_columns
-from estimators.validation import validate_pair
+from estimators.units import check_unit, per_nat
+from estimators.validation import column_names, validate_pair
 
 Columns = tuple[list[int], list[int]]  # (categorical columns of x, of y)
 
 
 @dataclasses.dataclass
 class Estimate:
-    """An MI estimate in nats.
+    """An MI estimate, in `unit` (nats unless converted: `to`).
 
     `lower`/`upper` hold an interval when the estimator gives one, at the level
     in `info["interval_level"]`; `quantiles` maps quantile levels to values.
     `ok` is False for a failed estimate, with the reason in `info["error"]`.
+    Values in `info` (offsets, spreads) stay in nats whatever `unit` says.
     """
 
     mi: float
@@ -53,10 +63,25 @@ class Estimate:
     seconds: float = 0.0
     info: dict[str, Any] = dataclasses.field(default_factory=dict)
     ok: bool = True
+    unit: str = "nats"  # after `ok`: positional construction stays as it was
 
     @classmethod
     def failed(cls, reason: str, **info: Any) -> Estimate:
         return cls(mi=math.nan, ok=False, info={"error": reason, **info})
+
+    def to(self, unit: str) -> Estimate:
+        """A copy in `unit` ("nats" or "bits"): mi, lower, upper and the quantile values scaled
+        (NaN stays NaN); `info` is copied, not converted. The same unit gives an equal copy."""
+        factor = per_nat(unit) / per_nat(self.unit)
+        return dataclasses.replace(
+            self,
+            mi=self.mi * factor,
+            lower=None if self.lower is None else self.lower * factor,
+            upper=None if self.upper is None else self.upper * factor,
+            quantiles=None if self.quantiles is None else {t: v * factor for t, v in self.quantiles.items()},
+            info=copy.deepcopy(self.info),  # a copy shares nothing mutable with the original
+            unit=unit,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -181,13 +206,18 @@ class Estimator:
         return f"{type(self).__name__}({args})"
 
     # -- public entry points -------------------------------------------------
-    def estimate(self, x: Any, y: Any, discrete: Discrete = "auto") -> Estimate:
+    def estimate(self, x: Any, y: Any, discrete: Discrete = "auto", unit: str = "nats") -> Estimate:
         """The estimate for one dataset. Invalid input raises `ValueError`; a method failure on
         valid input is a failed `Estimate` with the reason (as in `estimate_batch`).
 
+        x and y: arrays (n, d) or (n,), or pandas DataFrames / Series (their column names go to
+        `info["x_columns"]` / `info["y_columns"]`).
         `discrete` says which columns are categorical (`estimators.discrete.categorical_columns`):
         "auto" (default rule), True / False (all / none), or a pair (x columns, y columns), each a
-        bool or a list of column indices. Only `handles_discrete` estimators honour it."""
+        bool or a list of column indices. Only `handles_discrete` estimators honour it.
+        `unit`: "nats" (default) or "bits", for mi, lower, upper and quantiles."""
+        check_unit(unit)  # before any work: a typo should not cost an estimate
+        names = _column_info(x, y)
         x, y = self.validate(x, y)
         cols = self._resolve_discrete(x, y, discrete)
         t0 = time.perf_counter()
@@ -199,19 +229,25 @@ class Estimator:
             est = _note_dropped(est, dropped)
         est.seconds = time.perf_counter() - t0
         est.info.setdefault("estimator", self.name)
-        return _no_silent_nonfinite(est)
+        est.info.update(names)
+        return _in_unit(_no_silent_nonfinite(est), unit)
 
-    def estimate_batch(self, datasets: Sequence[tuple[Any, Any]], discrete: Discrete = "auto") -> list[Estimate]:
+    def estimate_batch(
+        self, datasets: Sequence[tuple[Any, Any]], discrete: Discrete = "auto", unit: str = "nats"
+    ) -> list[Estimate]:
         """Estimate many datasets. Input errors raise, naming the dataset index; a method failure
         on one dataset is its failed `Estimate` (the default `_estimate_batch`; an override should do
         the same; if it raises instead, so does this call, and callers fall back to `estimate`).
-        `discrete` (as in `estimate`) is one spec for every dataset, resolved against each one's columns.
+        `discrete` (as in `estimate`) is one spec for every dataset, resolved against each one's columns;
+        `unit` (as in `estimate`) applies to every estimate. DataFrames are taken as in `estimate`.
 
         The wall time of the whole batch is shared evenly across its datasets,
         so `seconds` stays comparable with one-at-a-time estimators.
         """
-        clean, cols = [], []
+        check_unit(unit)
+        clean, cols, names = [], [], []
         for i, (x, y) in enumerate(datasets):
+            names.append(_column_info(x, y))
             try:
                 x, y = self.validate(x, y)
                 cols.append(self._resolve_discrete(x, y, discrete))
@@ -233,11 +269,12 @@ class Estimator:
             for i, (_, _, dropped), est in zip(todo, reduced, ests):
                 out[i] = _note_dropped(_restore_columns(est, dropped), dropped)
         per = (time.perf_counter() - t0) / len(clean)
-        for est in out:
+        for est, named in zip(out, names):
             est.seconds = per
             est.info.setdefault("estimator", self.name)
+            est.info.update(named)
             _no_silent_nonfinite(est)
-        return out
+        return [_in_unit(est, unit) for est in out]
 
     def quantity(self, dx: int, dy: int) -> str:
         """What the estimate measures for data of these dimensions: "mi" unless a method says
@@ -297,6 +334,22 @@ class Estimator:
 
     def _check_dims(self, dx: int, dy: int) -> None:
         """Override to reject dimensions the method truly cannot handle."""
+
+
+def _column_info(x: Any, y: Any) -> dict[str, list[str]]:
+    """{"x_columns": [...], "y_columns": [...]} for the DataFrames / Series among x, y that have
+    column names (read before validation turns them into arrays); {} for plain arrays."""
+    out = {}
+    for a, what in ((x, "x"), (y, "y")):
+        names = column_names(a)
+        if names is not None:
+            out[f"{what}_columns"] = names
+    return out
+
+
+def _in_unit(est: Estimate, unit: str) -> Estimate:
+    """`est` in `unit`: itself when already there (nats, the common case, costs nothing)."""
+    return est if est.unit == unit else est.to(unit)
 
 
 def _without_constant_columns(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict[str, list[int]]]:

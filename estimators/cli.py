@@ -3,11 +3,13 @@
     mi-estimate data.csv --x 0,1 --y 2 --estimator ksg --param k=5
     mi-estimate data.npy --x 0:3 --y 3:6 --estimator mist_qr --json
     mi-estimate data.csv --x group,age --y score --estimator mist --discrete group
+    mi-estimate data.csv --x a --y b --unit bits
 
 Columns are 0-based indices, ranges `a:b` (b exclusive), or CSV header names.
 `--discrete` names the categorical columns (each one of --x or --y) with the same syntax, or
 `none`; by default (`auto`) integer columns with few distinct values are categorical. Only
 estimators that can treat columns as categorical (mist, mist_qr) accept a column list.
+`--unit bits` reports the estimate (and its interval) in bits instead of nats.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ import sys
 from pathlib import Path
 
 import numpy as np
+
+from estimators.units import UNITS
 
 
 def _load(path: Path, header: bool) -> tuple[np.ndarray, list[str] | None]:
@@ -101,6 +105,9 @@ def main(argv: list[str] | None = None) -> int:
         help="categorical columns (names or indices, each in --x or --y), 'none', or 'auto' (default: "
         "integer columns with few distinct values)",
     )
+    ap.add_argument(
+        "--unit", default="nats", choices=UNITS, help="unit of the estimate and its interval (default: nats)"
+    )
     ap.add_argument("--no-header", action="store_true", help="the CSV has no header row")
     ap.add_argument("--json", action="store_true", help="print the full estimate as JSON")
     ap.add_argument("--list", action="store_true", help="list the registered estimators and exit")
@@ -114,14 +121,14 @@ def main(argv: list[str] | None = None) -> int:
         y_cols = _columns(args.y, names, data.shape[1], "y")
         discrete = _discrete(args.discrete, names, data.shape[1], x_cols, y_cols)
         x, y = data[:, x_cols], data[:, y_cols]
-        est = estimators.get(args.estimator, **dict(args.param)).estimate(x, y, discrete=discrete)
+        est = estimators.get(args.estimator, **dict(args.param)).estimate(x, y, discrete=discrete, unit=args.unit)
     except ValueError as err:
         print(f"mi-estimate: error: {err}", file=sys.stderr)
         return 2
     if args.json:
         print(json.dumps(est.to_dict(), default=str))
     else:
-        line = f"MI = {est.mi:.6g} nats"
+        line = f"MI = {est.mi:.6g} {est.unit}"
         if est.lower is not None and est.upper is not None:
             level = est.info.get("interval_level")
             line += f"  [{est.lower:.6g}, {est.upper:.6g}]" + (f" ({level:.0%} interval)" if level else "")

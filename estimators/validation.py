@@ -1,7 +1,13 @@
-"""Input validation shared by every estimator (run once, in the base class)."""
+"""Input validation shared by every estimator (run once, in the base class).
+
+pandas DataFrames and Series are accepted wherever arrays are. pandas is never imported here
+(importing the library stays cheap): an object can only be a DataFrame if pandas is already in
+`sys.modules`, so that is where `_pandas_object` looks.
+"""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -19,13 +25,63 @@ def is_integer(v: Any) -> bool:
     return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
 
 
+def _pandas_object(a: Any) -> bool:
+    """`a` is a pandas DataFrame or Series (False without importing pandas when it is not loaded)."""
+    pd = sys.modules.get("pandas")
+    return pd is not None and isinstance(a, (pd.DataFrame, pd.Series))
+
+
+def column_names(a: Any) -> list[str] | None:
+    """The column names of a DataFrame (a Series: its name), as str; None for anything else and
+    for pandas' default labels 0..d-1 (or an unnamed Series), which say no more than the position.
+
+    For modules that report per-column results (independence test, MI matrix) and for `info`."""
+    if not _pandas_object(a):
+        return None
+    labels = list(a.columns) if a.ndim == 2 else [a.name]
+    # is_integer, not ==: columns named False/True would otherwise pass for positions 0/1
+    if labels == [None] or all(is_integer(c) and c == i for i, c in enumerate(labels)):
+        return None
+    return [str(c) for c in labels]
+
+
+def _frame_to_array(a: Any, what: str) -> np.ndarray:
+    """A DataFrame or Series as an array, refusing non-numeric columns by name.
+
+    np.asarray alone would turn a string column into an object array (an error that cannot say
+    which column) and a category column with integer categories into its labels, silently."""
+    pd = sys.modules["pandas"]
+    dtypes = list(a.dtypes.items()) if a.ndim == 2 else [(a.name, a.dtype)]
+    bad = [
+        (c, dt)
+        for c, dt in dtypes
+        if isinstance(dt, pd.CategoricalDtype) or not pd.api.types.is_numeric_dtype(dt)  # bool counts as numeric
+    ]
+    if bad:
+        cols = ", ".join(f"{c!r} ({dt})" for c, dt in bad)
+        raise ValueError(
+            f"{what} has non-numeric column(s) {cols}; estimators read numbers: encode a categorical column as "
+            f"integer codes (df[c] = df[c].astype('category').cat.codes; with mist or mist_qr, also pass "
+            f"discrete=... to mark it categorical), or drop it"
+        )
+    complex_ = [c for c, dt in dtypes if pd.api.types.is_complex_dtype(dt)]
+    if complex_:
+        raise ValueError(f"{what} must be real-valued; complex column(s) {complex_}")
+    # Not np.asarray: mixed dtypes (float and bool) and nullable ones (Int64, boolean) would give an
+    # object array. pd.NA becomes NaN, which the check in `validate_pair` then reports by row.
+    return a.to_numpy(dtype=np.float64, na_value=np.nan)
+
+
 def as_2d(a: Any, what: str) -> np.ndarray:
     if isinstance(a, (str, bytes)):
         raise ValueError(f"{what} must be a numeric array, got {type(a).__name__}")
-    try:
-        arr = np.asarray(a)
-    except Exception as err:  # ragged nested lists and the like
-        raise ValueError(f"{what} could not be read as an array: {err}") from None
+    if _pandas_object(a):
+        arr = _frame_to_array(a, what)
+    else:
+        try:
+            arr = np.asarray(a)
+        except Exception as err:  # ragged nested lists and the like
+            raise ValueError(f"{what} could not be read as an array: {err}") from None
     if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
         raise ValueError(f"{what} must have a numeric dtype, got {arr.dtype}")
     if np.issubdtype(arr.dtype, np.complexfloating):
