@@ -27,12 +27,18 @@ include: "workflow/rules/training.smk"
 include: "workflow/rules/estimate.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/ablation.smk"
+include: "workflow/rules/independence.smk"
+include: "workflow/rules/cmi.smk"
 
 
 # A training-only config (no estimators, e.g. config/pretrain_mist.yaml) has the models as its job.
 rule all:
     input:
-        [rules.tables.output, rules.plots.output, rules.config_used.output] if ESTIMATORS else rules.models.input,
+        (
+            [rules.tables.output, rules.plots.output, rules.config_used.output, independence_outputs(), cmi_outputs()]
+            if ESTIMATORS
+            else rules.models.input
+        ),
     default_target: True
 
 

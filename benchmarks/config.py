@@ -106,6 +106,12 @@ def check(config: dict[str, Any], build_estimators: bool = True) -> None:
     ref = config.get("evaluation", {}).get("reference_estimator", "ksg")
     if config.get("estimators") and ref not in config["estimators"]:
         errors.append(f"evaluation.reference_estimator: {ref!r} is not one of the configured estimators")
+    configured = config.get("estimators") or {}
+    for section, extra in (("independence", ("hsic", "dcorr")), ("cmi", ())):
+        for i, m in enumerate((config.get(section) or {}).get("methods", [])):
+            if m not in configured and m not in extra:
+                known = ", ".join([*configured, *extra])
+                errors.append(f"{section}.methods[{i}]: {m!r} is not a configured estimator label; known: {known}")
     from benchmarks.ablation import VARIANTS
 
     for i, v in enumerate((config.get("ablation") or {}).get("variants", [])):

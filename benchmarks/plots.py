@@ -115,3 +115,27 @@ def family_heatmap(summary: pd.DataFrame, stem: str | os.PathLike) -> None:
         cbar_kws={"label": "mean relative error (clipped at 2)"},
     )
     _save(fig, stem)
+
+
+def power_curves(power: pd.DataFrame, stem: str | os.PathLike) -> None:
+    """Rejection rate against strength, one line per test, one panel per alternative; the
+    dotted line is the level (strength 0 shows the size)."""
+    g = sns.relplot(
+        data=power,
+        x="strength",
+        y="power",
+        hue="method",
+        style="method",
+        col="family",
+        col_wrap=min(5, power["family"].nunique()),
+        kind="line",
+        markers=True,
+        dashes=False,
+        height=2.6,
+        facet_kws={"sharey": True},
+    )
+    for ax in g.axes.flat:
+        ax.axhline(0.05, ls=":", c="grey", lw=1)
+        ax.set_ylim(-0.02, 1.02)
+    g.set_axis_labels("strength", "rejection rate")
+    _save(g.figure, stem)

@@ -3,6 +3,9 @@
     mi-estimate data.csv --x 0,1 --y 2 --estimator ksg --param k=5
     mi-estimate data.npy --x 0:3 --y 3:6 --estimator mist_qr --json
     mi-estimate data.csv --x group,age --y score --estimator mist --discrete group
+    mi-estimate data.csv --x a --y b --z c,d --estimator ksg          # I(a; b | c, d)
+    mi-estimate data.csv --x a --y b --estimator mist --permutations 999   # test of independence
+    mi-matrix data.csv --estimator mist --unit bits > matrix.csv
     mi-estimate data.csv --x a --y b --unit bits
 
 Columns are 0-based indices, ranges `a:b` (b exclusive), or CSV header names.
@@ -108,6 +111,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--unit", default="nats", choices=UNITS, help="unit of the estimate and its interval (default: nats)"
     )
+    ap.add_argument("--z", default=None, metavar="COLS", help="condition on these columns: I(x; y | z)")
+    ap.add_argument(
+        "--permutations",
+        type=int,
+        default=0,
+        metavar="B",
+        help="test independence of x and y with B permutations (prints the p-value)",
+    )
+    ap.add_argument("--seed", type=int, default=0, help="seed of the permutations (with --permutations)")
     ap.add_argument("--no-header", action="store_true", help="the CSV has no header row")
     ap.add_argument("--json", action="store_true", help="print the full estimate as JSON")
     ap.add_argument("--list", action="store_true", help="list the registered estimators and exit")
@@ -121,14 +133,34 @@ def main(argv: list[str] | None = None) -> int:
         y_cols = _columns(args.y, names, data.shape[1], "y")
         discrete = _discrete(args.discrete, names, data.shape[1], x_cols, y_cols)
         x, y = data[:, x_cols], data[:, y_cols]
-        est = estimators.get(args.estimator, **dict(args.param)).estimate(x, y, discrete=discrete, unit=args.unit)
+        if args.z is not None and args.permutations:
+            raise ValueError("--z and --permutations do not combine (a conditional test is not offered)")
+        if args.permutations:
+            res = estimators.independence_test(
+                x,
+                y,
+                args.estimator,
+                permutations=args.permutations,
+                seed=args.seed,
+                params=dict(args.param),
+                discrete=discrete,
+                unit=args.unit,
+            )
+            return _print_test(res, args.json)
+        if args.z is not None:
+            if discrete != "auto":
+                raise ValueError("--discrete does not combine with --z")
+            z = data[:, _columns(args.z, names, data.shape[1], "z")]
+            est = estimators.conditional_mi(x, y, z, args.estimator, args.unit, **dict(args.param))
+        else:
+            est = estimators.get(args.estimator, **dict(args.param)).estimate(x, y, discrete=discrete, unit=args.unit)
     except ValueError as err:
         print(f"mi-estimate: error: {err}", file=sys.stderr)
         return 2
     if args.json:
         print(json.dumps(est.to_dict(), default=str))
     else:
-        line = f"MI = {est.mi:.6g} {est.unit}"
+        line = f"{'CMI' if args.z is not None else 'MI'} = {est.mi:.6g} {est.unit}"
         if est.lower is not None and est.upper is not None:
             level = est.info.get("interval_level")
             line += f"  [{est.lower:.6g}, {est.upper:.6g}]" + (f" ({level:.0%} interval)" if level else "")
@@ -136,6 +168,47 @@ def main(argv: list[str] | None = None) -> int:
             line += "  (sliced MI, not MI)"
         print(line)
     return 0 if est.ok else 1
+
+
+def _print_test(res, as_json: bool) -> int:
+    if as_json:
+        out = {k: v for k, v in vars(res).items() if k != "null"}
+        out["null_quantiles"] = {str(q): v for q, v in res.null_quantiles.items()}
+        print(json.dumps(out, default=str))
+    else:
+        print(res.summary())
+    return 0 if res.ok else 1
+
+
+def matrix_main(argv: list[str] | None = None) -> int:
+    """`mi-matrix`: the MI between every pair of columns of a CSV or .npy file, as CSV on stdout."""
+    import estimators
+
+    ap = argparse.ArgumentParser(prog="mi-matrix", description=matrix_main.__doc__)
+    ap.add_argument("file", type=Path, help="CSV (with header unless --no-header) or .npy file")
+    ap.add_argument("--columns", default=None, help="columns to use (names, indices, ranges a:b; default: all)")
+    ap.add_argument("--estimator", default="mist", help="registered name (default: mist)")
+    ap.add_argument("--param", action="append", type=_param, default=[], help="estimator parameter key=value")
+    ap.add_argument("--unit", default="nats", choices=UNITS)
+    ap.add_argument("--no-header", action="store_true", help="the CSV has no header row")
+    args = ap.parse_args(argv)
+    try:
+        data, names = _load(args.file, header=not args.no_header)
+        cols = (
+            list(range(data.shape[1]))
+            if args.columns is None
+            else _columns(args.columns, names, data.shape[1], "columns")
+        )
+        import pandas as pd
+
+        labels = [names[c] if names else str(c) for c in cols]
+        frame = pd.DataFrame(data[:, cols], columns=labels)
+        m = estimators.mi_matrix(frame, args.estimator, params=dict(args.param), unit=args.unit)
+    except ValueError as err:
+        print(f"mi-matrix: error: {err}", file=sys.stderr)
+        return 2
+    m.to_csv(sys.stdout, float_format="%.6g")
+    return 0
 
 
 if __name__ == "__main__":

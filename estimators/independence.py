@@ -101,8 +101,9 @@ def permutation_p_value(
     return (greater + u * (1 + t)) / (b + 1), t
 
 
-def _statistic_estimator(estimator: str | Estimator, params: Mapping[str, Any]) -> Estimator:
-    """The estimator whose MI is the statistic: unclipped where it offers `clip` (see module doc)."""
+def statistic_estimator(estimator: str | Estimator, params: Mapping[str, Any]) -> Estimator:
+    """The estimator whose MI is the test's statistic: unclipped where it offers `clip` (see the
+    module doc). An Estimator instance is used as it is."""
     if isinstance(estimator, Estimator):
         if params:
             raise ValueError("pass estimator parameters either in the Estimator instance or as params, not both")
@@ -148,7 +149,7 @@ def independence_test(
     if ties not in ("randomised", "conservative"):
         raise ValueError(f"ties must be 'randomised' or 'conservative', got {ties!r}")
     names = {"x_columns": _names(x), "y_columns": _names(y)}
-    est = _statistic_estimator(estimator, params or {})
+    est = statistic_estimator(estimator, params or {})
     x, y = validate_pair(x, y, min_n=max(est.min_n, 2))
     n = x.shape[0]
     rng = np.random.default_rng(seed)

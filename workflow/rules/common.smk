@@ -32,6 +32,26 @@ def accepts_device(estimator_name):
     return "device" in estimator_class(estimator_name).param_names()
 
 
+def estimator_entry(label):
+    """{"estimator", "params"} of the configured estimator `label`, its weights and device filled in."""
+    entry = dict(ESTIMATORS[label])
+    params = dict(entry.get("params") or {})
+    if "model" in entry:
+        params["weights"] = model_weights(entry["model"])
+    # The configured device, for the estimators that take one (an entry's own `device` wins).
+    # Being part of the rules' params, switching it reruns those estimators, not KSG or the Gaussian.
+    if accepts_device(entry["estimator"]):
+        params.setdefault("device", DEVICE)
+    return {"estimator": entry["estimator"], "params": params}
+
+
+def weights_input(label):
+    """{"weights": path} when the estimator `label` runs trained weights (the DAG's own or the
+    shipped ones: either way, new weights rerun the jobs that use them), else {}."""
+    entry = ESTIMATORS[label]
+    return {"weights": model_weights(entry["model"])} if "model" in entry else {}
+
+
 def code(script, *modules):
     """Digest of a workflow script and the project modules it runs. Rules carry it as a param,
     so that a change to a module they import reruns them (Snakemake tracks only the script)."""

@@ -1,9 +1,5 @@
 def _estimate_inputs(wc):
-    entry = ESTIMATORS[wc.estimator]
-    inputs = {"shard": f"{RESULTS}/corpora/{wc.corpus}/shard-{wc.shard}.npz"}
-    if "model" in entry:  # the DAG's own or the shipped weights: either way, new weights rerun the job
-        inputs["weights"] = model_weights(entry["model"])
-    return inputs
+    return {"shard": f"{RESULTS}/corpora/{wc.corpus}/shard-{wc.shard}.npz", **weights_input(wc.estimator)}
 
 
 def _estimator_class(wc):
@@ -11,15 +7,7 @@ def _estimator_class(wc):
 
 
 def _estimator_entry(wc):
-    entry = dict(ESTIMATORS[wc.estimator])
-    params = dict(entry.get("params") or {})
-    if "model" in entry:
-        params["weights"] = model_weights(entry["model"])
-    # The configured device, for the estimators that take one (an entry's own `device` wins).
-    # Being part of this param, switching it reruns those estimators, not KSG or the Gaussian.
-    if accepts_device(entry["estimator"]):
-        params.setdefault("device", DEVICE)
-    return {"estimator": entry["estimator"], "params": params}
+    return estimator_entry(wc.estimator)
 
 
 rule estimate:
