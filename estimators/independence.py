@@ -40,8 +40,9 @@ from estimators.validation import validate_pair
 # the networks' float32 outputs reaches ~1e-7 relative; any real difference is far larger.
 TIE_RTOL = 1e-6
 TIE_ATOL = 1e-12
-# Datasets per `estimate_batch` call: bounds the memory of the permuted copies of y.
-_CHUNK = 256
+# The permuted copies of y handed to one `estimate_batch` call take at most this many bytes: a
+# few calls for a large test, one for most (a batch path, e.g. MIST's workers, works best on all).
+_CHUNK_BYTES = 1 << 28
 NULL_LEVELS = (0.5, 0.9, 0.95, 0.99)
 
 
@@ -157,8 +158,9 @@ def independence_test(
     t0 = time.perf_counter()
     values = np.empty(len(perms) + 1)
     failures: list[str] = []
-    for s in range(0, len(perms) + 1, _CHUNK):
-        batch = [(x, y if i == 0 else y[perms[i - 1]]) for i in range(s, min(s + _CHUNK, len(perms) + 1))]
+    chunk = max(1, _CHUNK_BYTES // y.nbytes)
+    for s in range(0, len(perms) + 1, chunk):
+        batch = [(x, y if i == 0 else y[perms[i - 1]]) for i in range(s, min(s + chunk, len(perms) + 1))]
         for j, e in enumerate(est.estimate_batch(batch, discrete=discrete)):
             values[s + j] = e.mi if e.ok else np.nan
             if not e.ok:

@@ -98,3 +98,16 @@ def test_mist_discrete_data_scores_permutations_in_one_batch():
     assert res.reject(0.05) and np.isfinite(res.null).all() and len(res.null) == 49
     null = independence_test(x, rng.normal(size=(150, 1)), "mist", permutations=49, seed=0)
     assert null.p_value > 0.02
+
+
+def test_mist_feature_workers_change_nothing_but_speed():
+    """A batch's features in two worker processes: the same estimates, to the bit."""
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(120, 2))
+    y = np.abs(x[:, :1]) + rng.normal(size=(120, 1))
+    datasets = [(x, y[rng.permutation(120)]) for _ in range(70)]  # above the pool's threshold
+    serial = estimators.get("mist_qr").estimate_batch(datasets)
+    pooled = estimators.get("mist_qr", workers=2).estimate_batch(datasets)
+    assert [e.quantiles for e in serial] == [e.quantiles for e in pooled]
+    with pytest.raises(ValueError, match="workers"):
+        estimators.get("mist", workers=-1)

@@ -36,6 +36,14 @@ def test_smoke_dag(tmp_path):
         assert (out / "plots" / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
         assert (out / "plots" / f"{name}.pdf").read_bytes()[:5] == b"%PDF-"
     assert (out / "plots" / "mse_vs_n.pdf").stat().st_size > 1000
+    # The independence benchmark and the CMI corpus are DAG outputs too.
+    type1 = pd.read_csv(out / "tables" / "independence_type1.csv")
+    assert set(type1["method"]) == {"ksg", "gaussian", "dcorr"} and (type1["tests"] + type1["failed"] > 0).all()
+    assert (type1.loc[type1["family"] == "gaussian", "tests"] > 0).all()  # KSG fails on repeated rows only
+    assert set(pd.read_csv(out / "tables" / "independence_power.csv")["family"]) == {"linear", "parabola"}
+    assert (out / "plots" / "power_curves.png").read_bytes()[:4] == b"\x89PNG"
+    cmi = pd.read_csv(out / "tables" / "cmi_summary.csv")
+    assert set(cmi["method"]) == {"ksg", "gaussian"} and np.isfinite(cmi["mse"]).all()
     # Rules carry a digest of the code they run as a param; it must be stable across invocations,
     # or every run would redo the whole DAG.
     again = subprocess.run(cmd + ["-n"], cwd=work, capture_output=True, text=True, timeout=300)
