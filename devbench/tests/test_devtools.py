@@ -141,3 +141,22 @@ def test_fresh_validation_scores_checkpoints_by_their_card_kind():
     assert list(df["kind"]) == ["mist", "mist_qr"]
     assert np.isfinite(df["mse"]).all() and (df["mse"] > 0).all()
     assert df["mse"].iloc[0] != df["mse"].iloc[1]  # two different models, scored on the same draw
+
+
+def test_matrix_bench_scores_against_the_known_pairwise_mi():
+    from devbench.matrix_bench import graphical_model, pairwise_mi, run
+
+    corr = graphical_model(8, seed=0)
+    assert np.allclose(np.diag(corr), 1) and np.all(np.linalg.eigvalsh(corr) > 0)
+    truth = pairwise_mi(corr)
+    assert np.isnan(np.diag(truth)).all() and np.nanmin(truth) >= 0
+    df = run(p=6, n=200, seed=0, methods=["ksg:5", "sklearn"])
+    assert list(df["method"]) == ["ksg:5", "sklearn"] and (df["failed"] == 0).all()
+    assert (df["mae"] < 0.2).all() and df.loc[0, "seconds_vs_ksg5"] == 1.0
+
+
+def test_permutation_speed_times_every_method():
+    from devbench.permutation_speed import run
+
+    df = run(n=40, dims=[1], permutations=9, repeats=1, workers=[1])
+    assert list(df["method"]) == ["ksg", "mist", "mist_qr"] and (df["median_s"] > 0).all()
