@@ -6,6 +6,8 @@ rows than its corpus holds, is an error naming what is missing.
 
 from __future__ import annotations
 
+import functools
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -16,6 +18,7 @@ import pandas as pd
 from benchmarks import metrics, plots, tables
 from benchmarks.corpora import _bmi_items, assign_shards, plan
 from estimators.atomic import atomic_path
+from estimators.units import per_nat
 
 
 def expected_ids(spec: dict[str, Any]) -> list[list[str]]:
@@ -48,7 +51,7 @@ def collect(files: dict[tuple[str, str, int], str | os.PathLike], corpora: dict[
 
 
 TABLES = {
-    "mse_by_nbin": "MSE (nats²) by estimator, split and sample-size bin, over the datasets each estimator "
+    "mse_by_nbin": "MSE ({unit}²) by estimator, split and sample-size bin, over the datasets each estimator "
     "estimated (failure shares: failures_by_nbin).",
     "mse_by_nbin_ci": "MSE by sample-size bin with a bootstrap confidence interval over datasets, and the "
     "failed estimates where there are any.",
@@ -67,21 +70,47 @@ TABLES = {
 PLOTS = ("mse_vs_n", "estimate_vs_truth", "time_vs_n", "calibration", "family_heatmap")
 
 
+MI_COLUMNS = ("mi", "true_mi", "lower", "upper")  # estimate-table columns that hold an MI
+
+
+def in_unit(df: pd.DataFrame, unit: str) -> pd.DataFrame:
+    """The estimate table with every MI (estimates, truths, interval ends, quantiles) in `unit`;
+    the table itself when that is nats, the unit the estimators write."""
+    factor = per_nat(unit)
+    if factor == 1.0:
+        return df
+    df = df.copy()
+    for c in MI_COLUMNS:
+        if c in df:
+            df[c] = df[c] * factor
+    if "quantiles" in df:
+        df["quantiles"] = df["quantiles"].map(
+            lambda q: json.dumps({t: v * factor for t, v in json.loads(q).items()}) if isinstance(q, str) and q else q
+        )
+    return df
+
+
 def write_tables(df: pd.DataFrame, out: str | os.PathLike, cfg: dict[str, Any]) -> list[str]:
-    """Every table of TABLES under `out`, as .csv, .md and .tex."""
+    """Every table of TABLES under `out`, as .csv, .md and .tex, in the unit `cfg["unit"]` (nats)."""
     out = Path(out)
     reps, level = int(cfg.get("ci_bootstrap", 1000)), float(cfg.get("ci_level", 0.95))
     ref = cfg.get("reference_estimator", "ksg")
-    df = metrics.annotate(df)
-    by_nbin = metrics.summarise(df, ["corpus", "split", "estimator", "n_bin"], reps, level)
-    overall = metrics.summarise(df, ["corpus", "split", "estimator"], reps, level)
+    unit = cfg.get("unit", "nats")
+    df = metrics.annotate(in_unit(df, unit))
+    floor = metrics.REL_ERROR_FLOOR * per_nat(unit)
+
+    def summarise(by: list[str], ci_reps: int = reps) -> pd.DataFrame:
+        return metrics.summarise(df, by, ci_reps, level, rel_floor=floor)
+
+    by_nbin = summarise(["corpus", "split", "estimator", "n_bin"])
+    overall = summarise(["corpus", "split", "estimator"])
     frames = {
         "mse_by_nbin": tables.mse_by_nbin(by_nbin),
         "mse_by_nbin_ci": tables.with_ci(by_nbin),
         "failures_by_nbin": tables.mse_by_nbin(by_nbin, value="failure_rate"),
         "summary_by_nbin": by_nbin,
-        "summary_by_dbin": metrics.summarise(df, ["corpus", "split", "estimator", "d_bin"], reps, level),
-        "summary_by_family": metrics.summarise(df, ["corpus", "split", "family", "estimator"], 0, level),
+        "summary_by_dbin": summarise(["corpus", "split", "estimator", "d_bin"]),
+        "summary_by_family": summarise(["corpus", "split", "family", "estimator"], 0),
         "accuracy": overall[
             [
                 "corpus",
@@ -106,7 +135,7 @@ def write_tables(df: pd.DataFrame, out: str | os.PathLike, cfg: dict[str, Any]) 
     }
     written = []
     for name, caption in TABLES.items():
-        written += [str(p) for p in tables.write_table(frames[name], out / name, caption)]
+        written += [str(p) for p in tables.write_table(frames[name], out / name, caption.format(unit=unit))]
     return written
 
 
@@ -117,11 +146,13 @@ def calibration_table(df: pd.DataFrame) -> pd.DataFrame:
     return cal.rename(columns={"tau": "nominal"})
 
 
-def write_plots(df: pd.DataFrame, out: str | os.PathLike) -> list[str]:
-    """Every figure of PLOTS under `out`, as PNG and PDF."""
+def write_plots(df: pd.DataFrame, out: str | os.PathLike, unit: str = "nats") -> list[str]:
+    """Every figure of PLOTS under `out`, as PNG and PDF, MI in `unit`."""
     out = Path(out)
-    df = metrics.annotate(df)
-    by_family = metrics.summarise(df, ["corpus", "split", "family", "estimator"], 0)
+    df = metrics.annotate(in_unit(df, unit))
+    by_family = metrics.summarise(
+        df, ["corpus", "split", "family", "estimator"], 0, rel_floor=metrics.REL_ERROR_FLOOR * per_nat(unit)
+    )
     args = {
         "mse_vs_n": df,
         "estimate_vs_truth": df,
@@ -130,8 +161,8 @@ def write_plots(df: pd.DataFrame, out: str | os.PathLike) -> list[str]:
         "family_heatmap": by_family,
     }
     fns = {
-        "mse_vs_n": plots.mse_vs_n,
-        "estimate_vs_truth": plots.estimate_vs_truth,
+        "mse_vs_n": functools.partial(plots.mse_vs_n, unit=unit),
+        "estimate_vs_truth": functools.partial(plots.estimate_vs_truth, unit=unit),
         "time_vs_n": plots.time_vs_n,
         "calibration": plots.calibration_curves,
         "family_heatmap": plots.family_heatmap,
@@ -146,7 +177,10 @@ def write_plots(df: pd.DataFrame, out: str | os.PathLike) -> list[str]:
 def evaluate(df: pd.DataFrame, out: str | os.PathLike, cfg: dict[str, Any]) -> dict[str, list[str]]:
     """Tables and plots under `out`/tables and `out`/plots."""
     out = Path(out)
-    return {"tables": write_tables(df, out / "tables", cfg), "plots": write_plots(df, out / "plots")}
+    return {
+        "tables": write_tables(df, out / "tables", cfg),
+        "plots": write_plots(df, out / "plots", cfg.get("unit", "nats")),
+    }
 
 
 def _timing(df: pd.DataFrame, ref: str) -> pd.DataFrame:

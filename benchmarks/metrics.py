@@ -54,9 +54,9 @@ def _interval_level(info: Any) -> float:
     return float(value) if value is not None else np.nan
 
 
-# Relative error is |error| / max(true MI, this floor), in nats. Without a floor one dataset with
-# MI ~ 1e-4 decides a group's mean (and favours estimators clipped at 0, whose relative error there
-# cannot exceed 1); below 0.1 nats the error is effectively absolute.
+# Relative error is |error| / max(true MI, this floor), in nats (tables in bits convert it). Without
+# a floor one dataset with MI ~ 1e-4 decides a group's mean (and favours estimators clipped at 0,
+# whose relative error there cannot exceed 1); below 0.1 nats the error is effectively absolute.
 REL_ERROR_FLOOR = 0.1
 
 
@@ -71,16 +71,22 @@ def _bootstrap_ci(sq: np.ndarray, reps: int, level: float, seed: int) -> tuple[f
 
 
 def summarise(
-    df: pd.DataFrame, by: list[str], ci_reps: int = 1000, ci_level: float = 0.95, seed: int = 0
+    df: pd.DataFrame,
+    by: list[str],
+    ci_reps: int = 1000,
+    ci_level: float = 0.95,
+    seed: int = 0,
+    rel_floor: float = REL_ERROR_FLOOR,
 ) -> pd.DataFrame:
-    """One row per group: counts, failure rate, MSE (+ bootstrap CI), bias, variance, MAE, ..."""
+    """One row per group: counts, failure rate, MSE (+ bootstrap CI), bias, variance, MAE, ...
+    `rel_floor`: REL_ERROR_FLOOR in the table's unit (it is 0.1 nats in any unit)."""
     rows = []
     for key, g in df.groupby(by, sort=True, dropna=False):
         ok = g[g["ok"]]
         err = ok["err"].to_numpy()
         sq = err**2
         lo, hi = _bootstrap_ci(sq, ci_reps, ci_level, seed)
-        rel = np.abs(err) / np.maximum(ok["true_mi"].to_numpy(), REL_ERROR_FLOOR) if len(ok) else np.array([])
+        rel = np.abs(err) / np.maximum(ok["true_mi"].to_numpy(), rel_floor) if len(ok) else np.array([])
         row = dict(zip(by, key if isinstance(key, tuple) else (key,)))
         row.update(
             datasets=len(g),

@@ -26,7 +26,7 @@ def _save(fig, stem: str | os.PathLike) -> None:
     plt.close(fig)
 
 
-def mse_vs_n(df: pd.DataFrame, stem: str | os.PathLike) -> None:
+def mse_vs_n(df: pd.DataFrame, stem: str | os.PathLike, unit: str = "nats") -> None:
     """MSE against n, one line per estimator, one panel per (corpus, split); log y."""
     ok = df[df["ok"]].assign(se=lambda d: d["err"] ** 2)
     agg = ok.groupby(["corpus", "split", "estimator", "n"], as_index=False)["se"].mean()
@@ -44,12 +44,12 @@ def mse_vs_n(df: pd.DataFrame, stem: str | os.PathLike) -> None:
         aspect=1.2,
         facet_kws={"sharey": False},
     )
-    g.set(yscale="log", ylabel="MSE (nats²)")
+    g.set(yscale="log", ylabel=f"MSE ({unit}²)")
     g.set_titles("{col_name}")
     _save(g.figure, stem)
 
 
-def estimate_vs_truth(df: pd.DataFrame, stem: str | os.PathLike) -> None:
+def estimate_vs_truth(df: pd.DataFrame, stem: str | os.PathLike, unit: str = "nats") -> None:
     ok = df[df["ok"]].copy()
     ok["panel"] = ok["corpus"] + " / " + ok["split"]
     g = sns.relplot(
@@ -69,7 +69,7 @@ def estimate_vs_truth(df: pd.DataFrame, stem: str | os.PathLike) -> None:
         lo, hi = ax.get_xlim()
         ax.plot([0, hi], [0, hi], "k--", lw=0.8)
     g.set_titles("{col_name}")
-    g.set(xlabel="true MI (nats)", ylabel="estimate (nats)")
+    g.set(xlabel=f"true MI ({unit})", ylabel=f"estimate ({unit})")
     _save(g.figure, stem)
 
 

@@ -114,6 +114,18 @@ def test_evaluate_writes_tables_and_plots(shard, tmp_path):
     for p in written["plots"]:
         assert open(p, "rb").read(4) == magic[Path(p).suffix]
     assert (tmp_path / "out" / "tables" / "coverage.tex").read_text().count(r"\toprule") == 1
+    # The same tables in bits: MI-valued figures scale by 1 / ln 2 (MSE by its square); coverage and
+    # relative error do not change.
+    from benchmarks.evaluate import write_tables
+
+    write_tables(collect(files, {"c": SPEC}), tmp_path / "bits", {"ci_bootstrap": 50, "unit": "bits"})
+    bits = pd.read_csv(tmp_path / "bits" / "accuracy.csv")
+    assert np.allclose(bits["mse"], acc["mse"] / np.log(2) ** 2, equal_nan=True)
+    assert np.allclose(bits["bias"], acc["bias"] / np.log(2), equal_nan=True)
+    assert np.allclose(bits["mean_rel_error"], acc["mean_rel_error"], equal_nan=True)
+    cov = pd.read_csv(tmp_path / "out" / "tables" / "coverage.csv")
+    assert np.allclose(pd.read_csv(tmp_path / "bits" / "coverage.csv")["coverage"], cov["coverage"])
+    assert "MSE (bits²)" in (tmp_path / "bits" / "mse_by_nbin.md").read_text()
 
 
 def _config(**over):
@@ -199,7 +211,7 @@ def test_every_table_and_plot_has_its_report_caption():
     report = Path(__file__).resolve().parents[1] / "workflow" / "report"
     for name, caption in TABLES.items():
         text = (report / "tables" / f"{name}.rst").read_text()
-        assert text.startswith(caption), name
+        assert text.startswith(caption.format(unit="nats")), name
     for name in PLOTS:
         assert (report / "plots" / f"{name}.rst").read_text().strip(), name
 

@@ -67,6 +67,7 @@ rule plots:
         **{f"{name}_pdf": f"{RESULTS}/plots/{name}.pdf" for name in PLOTS},
     params:
         out=f"{RESULTS}/plots",
+        unit=config.get("evaluation", {}).get("unit", "nats"),
         code=code("plots.py"),
     log:
         f"{RESULTS}/logs/plots.log",

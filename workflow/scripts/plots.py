@@ -5,5 +5,5 @@ from benchmarks.joblog import job_log
 
 sm = snakemake  # noqa: F821
 with job_log(sm.log[0]) as log:
-    written = write_plots(load_estimates(sm.input[0]), sm.params.out)
+    written = write_plots(load_estimates(sm.input[0]), sm.params.out, sm.params.unit)
     print("\n".join(written), file=log)
