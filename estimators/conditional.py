@@ -48,7 +48,7 @@ from estimators.base import METHOD_ERRORS, Estimate, Estimator
 from estimators.bootstrap import TooFewResamples, bootstrap_values, centred_interval, centred_quantiles
 from estimators.ksg import _BLOCK_ELEMS, _TIE_TOL, _augment
 from estimators.units import check_unit
-from estimators.validation import MAX_ABS, MIN_SPREAD, as_2d, column_names, validate_pair
+from estimators.validation import as_2d, check_values, column_names, validate_pair
 
 __all__ = ["conditional_mi", "gaussian_cmi", "ksg_cmi", "CHAIN_RULE"]
 
@@ -66,23 +66,11 @@ _NARROW = 3
 
 
 def _validate_z(z: Any, n: int) -> np.ndarray:
-    """z as a float64 (n, dz) array, or a ValueError naming z (the checks `validate_pair` makes on x and y)."""
+    """z as a float64 (n, dz) array, or a ValueError naming z (the checks x and y get)."""
     z = as_2d(z, "z")
     if z.shape[0] != n:
         raise ValueError(f"z must have the same number of rows (n) as x and y: x and y have {n}, z has {z.shape[0]}")
-    finite = np.isfinite(z)
-    if not finite.all():
-        bad = np.argwhere(~finite)[0]
-        raise ValueError(f"z contains NaN or inf (first at row {bad[0]}, column {bad[1]})")
-    if np.abs(z).max() > MAX_ABS:
-        raise ValueError(f"z has values of magnitude above {MAX_ABS:g}; rescale the data")
-    spread = np.ptp(z, axis=0)
-    tiny = np.flatnonzero((spread > 0) & (spread < MIN_SPREAD))
-    if tiny.size:
-        raise ValueError(
-            f"z column(s) {tiny.tolist()} vary by less than {MIN_SPREAD:g} (their squares underflow float64); "
-            "rescale the data"
-        )
+    check_values(z, "z")
     return z
 
 

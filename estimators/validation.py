@@ -95,6 +95,28 @@ def as_2d(a: Any, what: str) -> np.ndarray:
     return np.ascontiguousarray(arr, dtype=np.float64)
 
 
+def check_values(arr: np.ndarray, what: str, *, allow_constant: bool = True) -> None:
+    """Raise ValueError naming `what` if the (n, d) float array has NaN or inf, values beyond
+    MAX_ABS, a column spread that underflows, or (unless allowed) a constant column."""
+    finite = np.isfinite(arr)
+    if not finite.all():
+        bad = np.argwhere(~finite)[0]
+        raise ValueError(f"{what} contains NaN or inf (first at row {bad[0]}, column {bad[1]})")
+    if np.abs(arr).max() > MAX_ABS:
+        raise ValueError(f"{what} has values of magnitude above {MAX_ABS:g}; rescale the data")
+    spread = np.ptp(arr, axis=0)
+    tiny = np.flatnonzero((spread > 0) & (spread < MIN_SPREAD))
+    if tiny.size:
+        raise ValueError(
+            f"{what} column(s) {tiny.tolist()} vary by less than {MIN_SPREAD:g} (their "
+            "squares underflow float64); rescale the data"
+        )
+    if not allow_constant:
+        const = np.flatnonzero(spread == 0)
+        if const.size:
+            raise ValueError(f"{what} has constant column(s) {const.tolist()}, which this estimator cannot handle")
+
+
 def validate_pair(
     x: Any, y: Any, *, min_n: int = 2, allow_constant: bool = True, extra: Callable[[int, int], None] | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -107,23 +129,7 @@ def validate_pair(
     if n < min_n:
         raise ValueError(f"too few rows: n = {n}, this estimator needs at least {min_n}")
     for arr, what in ((x, "x"), (y, "y")):
-        finite = np.isfinite(arr)
-        if not finite.all():
-            bad = np.argwhere(~finite)[0]
-            raise ValueError(f"{what} contains NaN or inf (first at row {bad[0]}, column {bad[1]})")
-        if np.abs(arr).max() > MAX_ABS:
-            raise ValueError(f"{what} has values of magnitude above {MAX_ABS:g}; rescale the data")
-        spread = np.ptp(arr, axis=0)
-        tiny = np.flatnonzero((spread > 0) & (spread < MIN_SPREAD))
-        if tiny.size:
-            raise ValueError(
-                f"{what} column(s) {tiny.tolist()} vary by less than {MIN_SPREAD:g} (their "
-                "squares underflow float64); rescale the data"
-            )
-        if not allow_constant:
-            const = np.flatnonzero(spread == 0)
-            if const.size:
-                raise ValueError(f"{what} has constant column(s) {const.tolist()}, which this estimator cannot handle")
+        check_values(arr, what, allow_constant=allow_constant)
     if extra is not None:
         extra(x.shape[1], y.shape[1])
     return x, y
