@@ -33,7 +33,7 @@ from estimators.base import Estimator
 from estimators.discrete import Discrete
 from estimators.registry import get
 from estimators.units import check_unit, per_nat
-from estimators.validation import validate_pair
+from estimators.validation import column_names, validate_pair
 
 # Statistics this close (relative) to the observed one count as tied with it: the same data in
 # another row order (a repeated contingency table) gives the same MI up to rounding, which in
@@ -117,14 +117,6 @@ def statistic_estimator(estimator: str | Estimator, params: Mapping[str, Any]) -
     return get(estimator, **params)
 
 
-def _names(a: Any) -> list[str] | None:
-    cols = getattr(a, "columns", None)
-    if cols is not None:
-        return [str(c) for c in cols]
-    name = getattr(a, "name", None) if hasattr(a, "to_numpy") else None
-    return None if name is None else [str(name)]
-
-
 def independence_test(
     x: Any,
     y: Any,
@@ -149,7 +141,7 @@ def independence_test(
         raise ValueError(f"permutations must be a positive integer, got {permutations!r}")
     if ties not in ("randomised", "conservative"):
         raise ValueError(f"ties must be 'randomised' or 'conservative', got {ties!r}")
-    names = {"x_columns": _names(x), "y_columns": _names(y)}
+    names = {"x_columns": column_names(x), "y_columns": column_names(y)}
     est = statistic_estimator(estimator, params or {})
     x, y = validate_pair(x, y, min_n=max(est.min_n, 2))
     n = x.shape[0]

@@ -21,7 +21,7 @@ from estimators.base import Estimator
 from estimators.discrete import Discrete
 from estimators.registry import get
 from estimators.units import check_unit
-from estimators.validation import as_2d
+from estimators.validation import as_2d, column_names
 
 
 def _estimator(estimator: str | Estimator, params: Mapping[str, Any] | None) -> Estimator:
@@ -33,11 +33,9 @@ def _estimator(estimator: str | Estimator, params: Mapping[str, Any] | None) -> 
 
 
 def _column_names(data: Any, width: int) -> tuple[list[str], bool]:
-    """The data's column names and whether it had any (a DataFrame); else "0", "1", ..."""
-    cols = getattr(data, "columns", None)
-    if cols is not None:
-        return [str(c) for c in cols], True
-    return [str(j) for j in range(width)], False
+    """The data's column names and whether it had any (a DataFrame, a named Series); else "0", "1", ..."""
+    names = column_names(data)
+    return (names, True) if names is not None else ([str(j) for j in range(width)], False)
 
 
 def _groups(
