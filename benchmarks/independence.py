@@ -185,12 +185,19 @@ def method_runner(method: str, entry: Mapping[str, Any] | None):
 
 
 def run_method(
-    method: str, entry: Mapping[str, Any] | None, rows: Iterable[Mapping[str, Any]], permutations: Mapping[str, int]
+    method: str,
+    entry: Mapping[str, Any] | None,
+    rows: Iterable[Mapping[str, Any]],
+    permutations: Mapping[str, int],
+    progress: Callable[[int], None] | None = None,
 ) -> pd.DataFrame:
-    """One row per test: the plan's keys, statistic, p_value, seconds. `permutations` per study."""
+    """One row per test: the plan's keys, statistic, p_value, seconds. `permutations` per study;
+    `progress(k)` is called after every 100th test."""
     run = method_runner(method, entry)
     out = []
     for row in rows:
+        if progress is not None and out and len(out) % 100 == 0:
+            progress(len(out))
         x, y = dataset(row)
         t0 = time.perf_counter()
         stat, p = run(x, y, int(permutations[row["study"]]), int(row["seed"]) % (2**31))
@@ -292,6 +299,13 @@ def write_outputs(df: pd.DataFrame, cfg: Mapping[str, Any], out: str | Path, plo
     write_table(seconds_table(df), out / "independence_seconds", "Seconds per permutation test.")
 
 
+def _planned(df: pd.DataFrame, rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """The tests of `df` that the plan holds: a kept CSV from a run with more repetitions
+    contributes the planned ones only, the same datasets as every other method's."""
+    key = ["study", "family", "n", "dx", "strength", "rep"]
+    return df.merge(pd.DataFrame(rows)[key].drop_duplicates(), on=key, how="inner")
+
+
 def main(argv: list[str] | None = None) -> int:
     import yaml
 
@@ -311,11 +325,17 @@ def main(argv: list[str] | None = None) -> int:
         path = args.out / f"tests-{method}.csv"
         if not path.exists():  # a finished method is kept: the study resumes where it stopped
             entry = None if method in LIBRARY_TESTS else full["estimators"][method]
-            df = run_method(method, entry, plan(cfg, method), cfg["permutations"])
+            rows = plan(cfg, method)
+            t0 = time.perf_counter()
+
+            def progress(k: int, method: str = method, total: int = len(rows), t0: float = t0) -> None:
+                print(f"{method}: {k}/{total} tests, {time.perf_counter() - t0:.0f} s", flush=True)
+
+            df = run_method(method, entry, rows, cfg["permutations"], progress)
             df.to_csv(path.with_suffix(".tmp"), index=False)
             path.with_suffix(".tmp").replace(path)
             print(f"{method}: {len(df)} tests, {df['seconds'].sum():.0f} s", flush=True)
-        frames.append(pd.read_csv(path))
+        frames.append(_planned(pd.read_csv(path), plan(cfg, method)))
     write_outputs(pd.concat(frames, ignore_index=True), cfg, args.out)
     return 0
 
