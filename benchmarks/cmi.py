@@ -19,6 +19,7 @@ import pandas as pd
 
 from estimators.atomic import atomic_path
 from estimators.synthetic.cmi_tasks import analytic_mi, gaussian_cmi_task, sample
+from estimators.units import per_nat
 
 DIRECT = ("ksg", "gaussian")  # estimators with a CMI method of their own
 
@@ -101,9 +102,13 @@ def estimate(label: str, entry: Mapping[str, Any], path: str | Path) -> pd.DataF
     return pd.DataFrame(rows)
 
 
-def summary(df: pd.DataFrame) -> pd.DataFrame:
-    """MSE, bias and mean |error| per method and d (and over all d), with the share of failures
-    and, where intervals exist, their coverage of the analytic CMI."""
+MI_COLUMNS = ("cmi", "true_cmi", "true_mi", "lower", "upper")
+
+
+def summary(df: pd.DataFrame, unit: str = "nats") -> pd.DataFrame:
+    """MSE, bias and mean |error| per method and d (and over all d), in `unit`, with the share of
+    failures and, where intervals exist, their coverage of the analytic CMI."""
+    df = df.assign(**{c: df[c] * per_nat(unit) for c in MI_COLUMNS if c in df})
     ok = df[df["ok"]].assign(err=lambda d: d["cmi"] - d["true_cmi"])
     ok = ok.assign(covered=(ok["lower"] <= ok["true_cmi"]) & (ok["true_cmi"] <= ok["upper"]))
     rows = []

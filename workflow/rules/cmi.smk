@@ -56,6 +56,7 @@ rule cmi_summary:
         md=f"{RESULTS}/tables/{CMI_TABLE}.md",
         tex=f"{RESULTS}/tables/{CMI_TABLE}.tex",
     params:
+        unit=config.get("evaluation", {}).get("unit", "nats"),
         code=code("cmi.py", "benchmarks.cmi", "benchmarks.tables"),
     log:
         f"{RESULTS}/logs/cmi_summary.log",

@@ -20,9 +20,10 @@ with job_log(sm.log[0]) as log:
         print(f"{len(df)} datasets, {df['seconds'].sum():.1f} s", file=log)
     else:
         df = pd.concat([pd.read_csv(p) for p in sm.input], ignore_index=True)
+        unit = sm.params.unit
         write_table(
-            cmi.summary(df),
+            cmi.summary(df, unit),
             Path(sm.output.csv).with_suffix(""),
-            "Conditional MI on Gaussian (X, Y, Z) with analytic CMI: MSE (nats^2), bias and mean |error| per "
+            f"Conditional MI on Gaussian (X, Y, Z) with analytic CMI: MSE ({unit}^2), bias and mean |error| per "
             "method and d = dx = dy = dz. ksg: Frenzel-Pompe; gaussian: the closed form; others: the chain rule.",
         )
