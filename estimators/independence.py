@@ -104,7 +104,7 @@ def permutation_p_value(
 
 def statistic_estimator(estimator: str | Estimator, params: Mapping[str, Any]) -> Estimator:
     """The estimator whose MI is the test's statistic: unclipped where it offers `clip` (see the
-    module doc). An Estimator instance is used as it is."""
+    module doc). An Estimator instance is used as it is: build it with clip=False for full power."""
     if isinstance(estimator, Estimator):
         if params:
             raise ValueError("pass estimator parameters either in the Estimator instance or as params, not both")
@@ -165,6 +165,7 @@ def independence_test(
         "seed": seed,
         "n": n,
         "estimator_params": est.get_params(),
+        "quantity": est.quantity(x.shape[1], y.shape[1]),  # InfoNet beyond 1-D: sliced MI, still a valid statistic
         **{k: v for k, v in names.items() if v is not None},
     }
     if failures:
