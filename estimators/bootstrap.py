@@ -69,3 +69,40 @@ def centred_interval(estimate: float, values: np.ndarray, level: float) -> tuple
     alpha = (1.0 - level) / 2.0
     q = centred_quantiles(estimate, values, (alpha, 1.0 - alpha))
     return q[alpha], q[1.0 - alpha]
+
+
+def bootstrap_estimate(
+    point: Callable[[np.ndarray, np.ndarray], float],
+    estimate: float,
+    x: np.ndarray,
+    y: np.ndarray,
+    info: dict,
+    *,
+    n: int,
+    level: float,
+    seed: int,
+    min_rows: int,
+    clip: bool,
+):
+    """The `Estimate` of `estimate` with its bootstrap interval and quantiles from `point` on
+    resamples of (x, y); floored at 0 with `clip`, as a clipped point estimate is. Too few usable
+    resamples: the estimate without an interval, the reason in info["interval_error"]."""
+    from estimators.base import Estimate  # base sits above this module
+
+    try:
+        values = bootstrap_values(point, x, y, n=n, seed=seed, min_rows=min_rows)
+    except TooFewResamples as err:  # the estimate is still good; it just has no interval
+        return Estimate(mi=estimate, info={**info, "interval_error": str(err)})
+    lo, hi = centred_interval(estimate, values, level)
+    quantiles = centred_quantiles(estimate, values)
+    if clip:  # as the point estimate: MI is never negative
+        lo, hi = max(0.0, lo), max(0.0, hi)
+        quantiles = {t: max(0.0, q) for t, q in quantiles.items()}
+    info = {
+        **info,
+        "interval_level": level,
+        "interval": "bootstrap, centred on the estimate",
+        "bootstrap_resamples": len(values),
+        "bootstrap_distinct_rows": True,
+    }
+    return Estimate(mi=estimate, lower=lo, upper=hi, quantiles=quantiles, info=info)

@@ -45,7 +45,7 @@ from scipy.special import digamma
 from sklearn.preprocessing import StandardScaler
 
 from estimators.base import METHOD_ERRORS, Estimate, Estimator
-from estimators.bootstrap import TooFewResamples, bootstrap_values, centred_interval, centred_quantiles
+from estimators.bootstrap import bootstrap_estimate
 from estimators.ksg import _BLOCK_ELEMS, _TIE_TOL, _augment
 from estimators.units import check_unit
 from estimators.validation import as_2d, check_values, column_names, validate_pair
@@ -398,22 +398,9 @@ def _ksg_estimate(
     def point(xb: np.ndarray, yzb: np.ndarray) -> float:
         return _ksg_point(xb, yzb[:, :dy], yzb[:, dy:], k, metric, standardize, clip)
 
-    try:
-        values = bootstrap_values(point, x, yz, n=int(n_bootstrap), seed=seed, min_rows=k + 1)
-    except TooFewResamples as err:  # the estimate stands without an interval
-        return Estimate(mi=cmi, info={**info, "interval_error": str(err)})
-    lo, hi = centred_interval(cmi, values, level)
-    quantiles = centred_quantiles(cmi, values)
-    if clip:
-        lo, hi = max(0.0, lo), max(0.0, hi)
-        quantiles = {t: max(0.0, q) for t, q in quantiles.items()}
-    info.update(
-        interval_level=level,
-        interval="bootstrap, centred on the estimate",
-        bootstrap_resamples=len(values),
-        bootstrap_distinct_rows=True,
+    return bootstrap_estimate(
+        point, cmi, x, yz, info, n=int(n_bootstrap), level=level, seed=seed, min_rows=k + 1, clip=clip
     )
-    return Estimate(mi=cmi, lower=lo, upper=hi, quantiles=quantiles, info=info)
 
 
 def _gaussian_estimate(x: np.ndarray, y: np.ndarray, z: np.ndarray) -> Estimate:

@@ -28,7 +28,7 @@ from sklearn.metrics import pairwise_distances
 from sklearn.neighbors import KDTree
 
 from estimators.base import Estimate, Estimator
-from estimators.bootstrap import TooFewResamples, bootstrap_values, centred_interval, centred_quantiles
+from estimators.bootstrap import bootstrap_estimate
 from estimators.registry import register
 from estimators.standardise import standardise
 
@@ -178,21 +178,15 @@ class KSG(Estimator):
         info = {"k": self.k, "metric": self.params["metric"]}
         if not self.params["n_bootstrap"]:
             return Estimate(mi=mi, info=info)
-        try:
-            values = bootstrap_values(
-                self.point, x, y, n=self.params["n_bootstrap"], seed=self.params["seed"], min_rows=self.k + 1
-            )
-        except TooFewResamples as err:  # the estimate is still good; it just has no interval
-            return Estimate(mi=mi, info={**info, "interval_error": str(err)})
-        lo, hi = centred_interval(mi, values, self.params["level"])
-        quantiles = centred_quantiles(mi, values)
-        if self.params["clip"]:  # as the point estimate: MI is never negative
-            lo, hi = max(0.0, lo), max(0.0, hi)
-            quantiles = {t: max(0.0, q) for t, q in quantiles.items()}
-        info.update(
-            interval_level=self.params["level"],
-            interval="bootstrap, centred on the estimate",
-            bootstrap_resamples=len(values),
-            bootstrap_distinct_rows=True,
+        return bootstrap_estimate(
+            self.point,
+            mi,
+            x,
+            y,
+            info,
+            n=self.params["n_bootstrap"],
+            level=self.params["level"],
+            seed=self.params["seed"],
+            min_rows=self.k + 1,
+            clip=self.params["clip"],
         )
-        return Estimate(mi=mi, lower=lo, upper=hi, quantiles=quantiles, info=info)
