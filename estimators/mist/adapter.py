@@ -153,6 +153,29 @@ class _MISTBase(Estimator):
         if trained_n:
             self.min_n = max(type(self).min_n, int(trained_n[0]))
 
+    def module(self, temperature: float | None = None, clip: bool | None = None, discrete=None):
+        """This estimator as a differentiable, frozen torch module (`estimators.mist.module`):
+        forward(x, y) on tensors gives MI in nats (MIST_QR: the median and its quantiles).
+
+        `temperature`: of the soft ranks (default: the validated one; 0 gives hard ranks and no
+        gradient through them); `clip`: floor at 0 (default: this estimator's `clip`, but a loss
+        usually wants False: the floor has no gradient); `discrete`: as in `estimate()`."""
+        from estimators.mist.module import DEFAULT_TEMPERATURE, MISTModule
+
+        return MISTModule(
+            self.model,
+            self.features,
+            temperature=DEFAULT_TEMPERATURE if temperature is None else temperature,
+            swap_average=self.params["swap_average"],
+            clip=self.params["clip"] if clip is None else clip,
+            discrete="auto" if discrete is None else discrete,
+            min_n=self.min_n,
+            **self._module_quantiles(),
+        ).to(self.device)
+
+    def _module_quantiles(self) -> dict:
+        return {}
+
     def _estimate(self, x: np.ndarray, y: np.ndarray, discrete: Columns | None = None) -> Estimate:
         return self._estimate_batch([(x, y)], discrete=None if discrete is None else [discrete])[0]
 
@@ -342,6 +365,9 @@ class MIST_QR(_MISTBase):
                 f"{tuple(cal['interval'])}; pass calibrated=False for raw quantiles at {(lo, hi)}"
             )
         self.spread_scale = float(cal["spread_scale"]) if cal else 1.0
+
+    def _module_quantiles(self) -> dict:
+        return {"taus": self.params["taus"], "spread_scale": self.spread_scale}
 
     def _estimate_batch(self, datasets, discrete=None):
         taus = self.params["taus"]

@@ -623,17 +623,16 @@ def batch_features(
     return np.stack(toks), np.stack(ctxs), np.asarray(gs, dtype=np.float32)
 
 
-def swap_view(tokens: np.ndarray, ctx: np.ndarray, cfg: FeatureConfig) -> tuple[np.ndarray, np.ndarray]:
+def swap_view(tokens, ctx, cfg: FeatureConfig):
     """Features of (y, x) from those of (x, y), without recomputation.
 
     CCA is symmetric: swapping the blocks swaps the canonical variates u <-> v
     and the radial features; the context swaps its per-block entries.
-    Works on (..., m, F) / (..., C) arrays.
+    Works on (..., m, F) / (..., C) arrays, numpy or torch (it only indexes).
     """
     K = cfg.k_pairs
     perm = np.r_[np.arange(K, 2 * K), np.arange(K), 2 * K + 1, 2 * K]
-    t = tokens[..., perm]
-    c = ctx.copy()
+    cperm = np.arange(cfg.context_dim)
     for a, b in cfg.ctx_swap_pairs:
-        c[..., a], c[..., b] = ctx[..., b], ctx[..., a]
-    return t, c
+        cperm[a], cperm[b] = b, a
+    return tokens[..., perm], ctx[..., cperm]
