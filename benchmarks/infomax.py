@@ -18,7 +18,8 @@ on fresh batches of n rows:
 Reported per method and seed: the principal-angle cosines between span(Q) and span(B), the true MI of
 the learned projection (`true_mi`: Monte Carlo, with its standard error), wall time per step, and wall
 time to reach 95% of the optimum I(s; y). Times are measured in this process, for every method in the
-same run, and exclude the snapshots' evaluation.
+same run on the same number of torch threads (`--threads`, default 1), and exclude the snapshots'
+evaluation.
 """
 
 from __future__ import annotations
@@ -296,6 +297,30 @@ def study(cfg: dict[str, Any], seeds: list[int], methods: tuple[str, ...]) -> tu
     return traj, summarise(traj, float(cfg["target"])), mi_star
 
 
+def plot(traj: pd.DataFrame, target: float, path: Path) -> None:
+    """Share of the optimum against training seconds, one line per method and seed."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    for i, (method, frame) in enumerate(traj.groupby("method", sort=False)):
+        for j, (_, t) in enumerate(frame.groupby("seed")):
+            t = t[t["step"] > 0]
+            ax.plot(t["seconds"], t["share"], color=f"C{i}", alpha=0.8, lw=1.2, label=method if j == 0 else None)
+    ax.axhline(target, color="k", ls="--", lw=0.8)
+    ax.set_xscale("log")
+    ax.set_xlabel("training wall seconds (one torch thread)")
+    ax.set_ylabel("true I(W^T x; y) / I(s; y)")
+    ax.set_ylim(0, 1.05)
+    ax.legend(frameon=False)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=150)
+    plt.close(fig)
+
+
 def _markdown(summary: pd.DataFrame, cost: pd.DataFrame | None, mi_star: float, cfg: dict[str, Any]) -> str:
     agg = summary.groupby("method", sort=False).agg(
         cos_min_worst=("cos_min", "min"),
@@ -320,11 +345,13 @@ def _markdown(summary: pd.DataFrame, cost: pd.DataFrame | None, mi_star: float, 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--config", default="config/infomax.yaml")
-    ap.add_argument("--out", required=True, help="directory for trajectories.csv, summary.csv, summary.md")
+    ap.add_argument("--out", required=True, help="directory for trajectories.csv, summary.csv/.md, curves.png")
     ap.add_argument("--seeds", type=int, nargs="*", help="default: the config's report_seeds")
     ap.add_argument("--methods", nargs="*", default=None, help=f"default: the config's; from {METHODS}")
     ap.add_argument("--no-cost", action="store_true", help="skip the one-step cost table")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads for every method (default 1)")
     args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
     cfg = yaml.safe_load(Path(args.config).read_text())
     methods = tuple(args.methods or cfg["methods"])
     unknown = sorted(set(methods) - set(METHODS))
@@ -341,6 +368,7 @@ def main(argv: list[str] | None = None) -> None:
     if cost is not None:
         with atomic_path(out / "step_cost.csv") as tmp:
             cost.to_csv(tmp, index=False)
+    plot(traj, float(cfg["target"]), out / "curves.png")
     with atomic_path(out / "summary.md") as tmp:
         Path(tmp).write_text(_markdown(summary, cost, mi_star, cfg))
     print(_markdown(summary, cost, mi_star, cfg))

@@ -194,3 +194,26 @@ def test_infomax_small_run_learns_the_subspace():
     traj = infomax.score(task, infomax.run("mist", task, 7, cfg), mi_star, cfg)
     assert traj["cos_min"].iloc[0] < 0.5
     assert traj["cos_min"].iloc[-1] > 0.95 and traj["share"].iloc[-1] > 0.9
+
+
+def test_infomax_summary_reads_the_first_snapshot_at_target():
+    import pandas as pd
+
+    from benchmarks.infomax import summarise
+
+    traj = pd.DataFrame(
+        dict(
+            method=["a"] * 4 + ["b"] * 2,
+            seed=[0] * 6,
+            step=[0, 10, 20, 30, 0, 10],
+            seconds=[0.0, 1.0, 2.0, 3.0, 0.0, 0.5],
+            share=[0.1, 0.96, 0.9, 0.97, 0.1, 0.5],
+            true_mi=[0.1, 1.9, 1.8, 1.9, 0.1, 1.0],
+            cos_min=[0.1, 0.99, 0.98, 0.99, 0.1, 0.5],
+            cos_max=[0.2, 1.0, 1.0, 1.0, 0.2, 0.9],
+        )
+    )
+    out = summarise(traj, 0.95).set_index("method")
+    assert out.loc["a", "seconds_to_target"] == 1.0 and out.loc["a", "steps_to_target"] == 10
+    assert np.isnan(out.loc["b", "seconds_to_target"])  # never reached: no time, not the last one
+    assert out.loc["a", "seconds_per_step"] == 0.1

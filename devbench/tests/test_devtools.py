@@ -160,3 +160,11 @@ def test_permutation_speed_times_every_method():
 
     df = run(n=40, dims=[1], permutations=9, repeats=1, workers=[1])
     assert list(df["method"]) == ["ksg", "mist", "mist_qr"] and (df["median_s"] > 0).all()
+
+
+def test_module_bench_reports_the_gap_to_estimate():
+    from devbench.module_bench import agreement
+
+    rows = agreement("mist", [0.0, 0.02], size=6, val_seed=5)
+    assert [r["temperature"] for r in rows] == [0.0, 0.02] and rows[0]["datasets"] == 6
+    assert rows[0]["median"] < 0.01 and 0 < rows[1]["max"]  # hard ranks: estimate() itself

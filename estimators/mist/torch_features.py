@@ -64,23 +64,30 @@ class _SoftRanks(torch.autograd.Function):
 
     The autograd graph of the pairwise form would keep several (n, n, d) tensors; this recomputes the
     sigmoids in the backward pass and uses that their derivative k_ij is symmetric in i and j:
-    dL/da = (g * sum_j k_ij - K g) / h and dL/dh = -sum_ij g_i k_ij z_ij / h. About twice as fast."""
+    dL/da = (g * sum_j k_ij - K g) / h and dL/dh = -sum_ij g_i k_ij z_ij / h. The pairs are laid out
+    (d, n, n), so that K g is one batched product without a transposed copy."""
+
+    @staticmethod
+    def _z(a: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+        at = a.T.contiguous()
+        return (at[:, :, None] - at[:, None, :]).div_(h[:, None, None])  # (d, n, n): (a_i - a_j) / h
 
     @staticmethod
     def forward(ctx, a: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
         ctx.save_for_backward(a, h)
-        return 0.5 + torch.sigmoid((a[:, None, :] - a[None, :, :]) / h).sum(1)
+        return 0.5 + torch.sigmoid_(_SoftRanks._z(a, h)).sum(2).T
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, g: torch.Tensor):
         a, h = ctx.saved_tensors
-        z = (a[:, None, :] - a[None, :, :]) / h
+        z = _SoftRanks._z(a, h)
         k = torch.sigmoid(z)
-        k = k * (1.0 - k)  # sigmoid'(z), even in z
-        grad_a = (g * k.sum(1) - torch.einsum("ijd,jd->id", k, g)) / h
-        grad_h = -torch.einsum("id,ijd,ijd->d", g, k, z) / h
-        return grad_a, grad_h
+        k.mul_(1.0 - k)  # sigmoid'(z), even in z
+        gt = g.T.contiguous()[:, :, None]  # (d, n, 1)
+        grad_a = (gt[..., 0] * k.sum(2) - torch.bmm(k, gt)[..., 0]) / h[:, None]
+        grad_h = -(gt[..., 0] * k.mul_(z).sum(2)).sum(1) / h
+        return grad_a.T, grad_h
 
 
 def ranks(a: torch.Tensor, temperature: float) -> torch.Tensor:
