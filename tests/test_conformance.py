@@ -22,6 +22,11 @@ HERE = [c for c in CHECKS if c != "bad_input_cases"]  # those run in tests/test_
 @pytest.mark.parametrize("name", NAMES)
 @pytest.mark.parametrize("check", HERE)
 def test_conformance(name, check):
+    cls = estimators.registry.estimator_class(name)
+    if check == "dependence_scores_above_independence" and getattr(cls, "requires_weights", False):
+        # The accuracy check runs at the defaults, and there are no default weights; the interface
+        # checks run on test weights (tests/conftest.py), accuracy in tests/test_mist_paper.py.
+        pytest.skip(f"{name} has no shipped weights: no accuracy at its defaults")
     check_estimator(name, checks=[check])
 
 

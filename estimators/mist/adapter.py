@@ -70,6 +70,57 @@ def load_model(weights: str | Path, kind: str, device: torch.device) -> tuple[MI
 
 Columns = tuple[list[int], list[int]]  # (categorical columns of x, of y)
 
+
+def quantile_levels(taus: Sequence[float], interval: Sequence[float]) -> tuple[tuple[float, ...], tuple[float, float]]:
+    """The sorted quantile grid (with the interval's ends and the median) and the interval, checked."""
+    taus = tuple(sorted({float(t) for t in (*taus, *interval, 0.5)}))
+    if not all(0.0 < t < 1.0 for t in taus):
+        raise ValueError(f"quantile levels must lie in (0, 1), got {taus}")
+    lo, hi = (float(v) for v in interval)
+    if not lo < 0.5 < hi:
+        raise ValueError(f"interval must bracket the median, got {interval}")
+    return taus, (lo, hi)
+
+
+def card_spread_scale(card: dict, calibrated: bool, interval: tuple[float, float], weights: Path) -> float:
+    """The conformal spread scale of a quantile checkpoint's card (`estimators.mist.calibration`); 1 = raw
+    quantiles. It was fitted for one interval: at another level it would mis-state the coverage."""
+    cal = card.get("calibration") if calibrated else None
+    if cal and tuple(cal["interval"]) != tuple(interval):
+        raise ValueError(
+            f"the conformal scale of {weights.name} was fitted for the interval "
+            f"{tuple(cal['interval'])}; pass calibrated=False for raw quantiles at {tuple(interval)}"
+        )
+    return float(cal["spread_scale"]) if cal else 1.0
+
+
+def quantile_estimates(
+    raw: np.ndarray, taus: tuple[float, ...], interval: tuple[float, float], scale: float, clip: bool, infos: list
+) -> list[Estimate]:
+    """Estimates from raw quantile predictions (N, T): sorted (no crossing), widened around the median by
+    `scale` (s > 0 keeps the order), floored at 0 with `clip`; the median is the point estimate. `infos`:
+    each estimate's info after its interval level."""
+    lo, hi = interval
+    q = np.sort(raw, axis=1)
+    med = q[:, [taus.index(0.5)]]
+    q = med + scale * (q - med)
+    if clip:
+        q = np.maximum(q, 0.0)
+    out = []
+    for row, info in zip(q, infos):
+        qmap = {t: float(v) for t, v in zip(taus, row)}
+        out.append(
+            Estimate(
+                mi=qmap[0.5],
+                lower=qmap[lo],
+                upper=qmap[hi],
+                quantiles=qmap,
+                info={"interval_level": round(hi - lo, 10), **info},
+            )
+        )
+    return out
+
+
 # Fewer datasets than this are not worth starting worker processes for.
 _MIN_POOL_DATASETS = 64
 _JOB_DATASETS = 32  # datasets per worker job: small enough to share a chunk among the workers
@@ -339,12 +390,7 @@ class MIST_QR(_MISTBase):
         clip: bool = True,
         workers: int = 1,
     ) -> None:
-        taus = tuple(sorted({float(t) for t in (*taus, *interval, 0.5)}))
-        if not all(0.0 < t < 1.0 for t in taus):
-            raise ValueError(f"quantile levels must lie in (0, 1), got {taus}")
-        lo, hi = (float(v) for v in interval)
-        if not lo < 0.5 < hi:
-            raise ValueError(f"interval must bracket the median, got {interval}")
+        taus, (lo, hi) = quantile_levels(taus, interval)
         super().__init__(
             weights=weights,
             swap_average=swap_average,
@@ -356,43 +402,14 @@ class MIST_QR(_MISTBase):
             clip=clip,
             workers=workers,
         )
-        cal = self.card.get("calibration") if calibrated else None
-        # Conformal spread scale from held-out IMD data (estimators.mist.calibration); 1 = raw quantiles.
-        # It was fitted for one interval: at another level it would mis-state the coverage.
-        if cal and tuple(cal["interval"]) != (lo, hi):
-            raise ValueError(
-                f"the conformal scale of {self.weights_path.name} was fitted for the interval "
-                f"{tuple(cal['interval'])}; pass calibrated=False for raw quantiles at {(lo, hi)}"
-            )
-        self.spread_scale = float(cal["spread_scale"]) if cal else 1.0
+        self.spread_scale = card_spread_scale(self.card, calibrated, (lo, hi), self.weights_path)
 
     def _module_quantiles(self) -> dict:
         return {"taus": self.params["taus"], "spread_scale": self.spread_scale}
 
     def _estimate_batch(self, datasets, discrete=None):
         taus = self.params["taus"]
-        lo, hi = self.params["interval"]
         cols = self._columns(datasets, discrete)
-        q = np.sort(self._predict(datasets, taus, cols), axis=1)
-        med = q[:, [taus.index(0.5)]]
-        q = med + self.spread_scale * (q - med)  # s > 0 keeps the order: no crossing
-        if self.params["clip"]:
-            q = np.maximum(q, 0.0)
-        out = []
-        for row, c in zip(q, cols):
-            qmap = {t: float(v) for t, v in zip(taus, row)}
-            out.append(
-                Estimate(
-                    mi=qmap[0.5],
-                    lower=qmap[lo],
-                    upper=qmap[hi],
-                    quantiles=qmap,
-                    info={
-                        "interval_level": round(hi - lo, 10),
-                        "weights": str(self.weights_path),
-                        "spread_scale": self.spread_scale,
-                        **self._info(c),
-                    },
-                )
-            )
-        return out
+        raw = self._predict(datasets, taus, cols)
+        infos = [{"weights": str(self.weights_path), "spread_scale": self.spread_scale, **self._info(c)} for c in cols]
+        return quantile_estimates(raw, taus, self.params["interval"], self.spread_scale, self.params["clip"], infos)

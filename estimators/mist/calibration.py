@@ -1,4 +1,4 @@
-"""Conformal calibration of MIST_QR's interval on held-out IMD datasets.
+"""Conformal calibration of MIST_QR's interval (and the paper-style MIST_QR's) on held-out IMD datasets.
 
 Pinball training on a small CPU budget leaves the quantiles too tight. One
 scalar s >= 1 widens every quantile around the median, q'_tau = m + s (q_tau - m),
@@ -68,10 +68,17 @@ def calibration_set(data: dict, size: int, seed: int, calib_share: float = CALIB
 def calibrate(
     weights: str, size: int = 600, seed: int = 424242, level: float = 0.9, calib_share: float = CALIB_SHARE
 ) -> dict:
-    """Compute the spread scale for a mist_qr checkpoint and write it into its card (weights unchanged)."""
-    from estimators.mist.adapter import MIST_QR  # imported by name: the workflow's code digest follows it
+    """Compute the spread scale for a quantile checkpoint (mist_qr, mist_paper_qr) and write it into
+    its card (weights unchanged)."""
+    # Imported by name: the workflow's code digest follows them.
+    from estimators.mist.adapter import MIST_QR
+    from estimators.mist_paper.adapter import MISTPaperQR
 
-    est = MIST_QR(weights=weights, calibrated=False)
+    kind = read_card(weights).get("kind")
+    classes = {"mist_qr": MIST_QR, "mist_paper_qr": MISTPaperQR}
+    if kind not in classes:
+        raise ValueError(f"{weights} is a {kind!r} checkpoint; only {', '.join(classes)} ones are calibrated")
+    est = classes[kind](weights=weights, calibrated=False)
     # The model's own n and d ranges (its min_n comes from them too), drawn with a seed of their own.
     data = est.card["training"]["data_spec"]
     if int(seed) == int(data["val_seed"]):

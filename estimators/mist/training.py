@@ -4,6 +4,9 @@
 
 `params` (all optional; defaults in DEFAULTS):
 - quantile: true trains MIST_QR;
+- architecture: "mist" (ours: canonical-variate tokens and side statistics) or "paper" (the
+  paper's design on z-scored raw rows, `estimators.mist_paper`): it picks the featuriser and the
+  network, and the defaults of `features` and `model` (the paper design's are its dataclasses');
 - data: the meta-dataset spec (`estimators.synthetic.metadataset`): training families only,
   validation from IMD families only;
 - features: normalisation (copula | standard), k_pairs, side_input;
@@ -62,6 +65,7 @@ VAL_TAUS = tuple(round(float(t), 10) for t in np.linspace(0.05, 0.95, 19))
 
 DEFAULTS: dict[str, Any] = {
     "quantile": False,
+    "architecture": "mist",  # mist | paper (estimators.mist_paper)
     "seed": 0,
     "data": {},
     "features": {
@@ -101,8 +105,18 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
+ARCHITECTURES = ("mist", "paper")
+# Checkpoint kinds by architecture: (point estimate, quantiles).
+KINDS = {"mist": ("mist", "mist_qr"), "paper": ("mist_paper", "mist_paper_qr")}
+
+
 def merge_params(params: dict[str, Any] | None) -> dict[str, Any]:
     out = copy.deepcopy(DEFAULTS)
+    arch = (params or {}).get("architecture", out["architecture"])
+    if arch not in ARCHITECTURES:
+        raise ValueError(f"architecture must be one of {', '.join(ARCHITECTURES)}, got {arch!r}")
+    if arch != "mist":  # MIST's feature and model defaults mean nothing to another design
+        out["features"], out["model"] = {}, {}
     for k, v in (params or {}).items():
         if k not in out:
             raise ValueError(f"unknown MIST training parameter {k!r}; known: {', '.join(sorted(out))}")
@@ -167,9 +181,18 @@ class FeatureStream(IterableDataset):
             batches = metadataset.stream_batches(self.data_spec, self.batch_size, seed)
         for batch in batches:
             swap = rng.random(len(batch)) < 0.5 if self.swap_augment else None
-            tok, ctx, g = batch_features([(d["x"], d["y"]) for d in batch], self.fcfg, rng, swap)
+            tok, ctx, g = featurise([(d["x"], d["y"]) for d in batch], self.fcfg, rng, swap)
             mi = np.array([d["mi"] for d in batch], dtype=np.float32)
             yield torch.from_numpy(tok), torch.from_numpy(ctx), torch.from_numpy(g), torch.from_numpy(mi)
+
+
+def featurise(datasets, fcfg, rng: np.random.Generator | None = None, swap: np.ndarray | None = None):
+    """(tokens, context, side input) of datasets sharing n, by the design the feature config belongs to."""
+    if isinstance(fcfg, FeatureConfig):
+        return batch_features(datasets, fcfg, rng, swap)
+    from estimators.mist_paper.features import batch_features as paper_features
+
+    return paper_features(datasets, fcfg, rng, swap)
 
 
 def _produce(stream: FeatureStream, queue, parent: int) -> None:
@@ -290,7 +313,7 @@ class Validation:
         self.groups = []
         for n in np.unique(self.n):
             idx = np.flatnonzero(self.n == n)
-            tok, ctx, g = batch_features([(items[i]["x"], items[i]["y"]) for i in idx], fcfg)
+            tok, ctx, g = featurise([(items[i]["x"], items[i]["y"]) for i in idx], fcfg)
             self.groups.append((idx, torch.from_numpy(tok), torch.from_numpy(ctx), torch.from_numpy(g)))
 
     @torch.no_grad()
@@ -346,6 +369,12 @@ def _make_ema(model: MISTNet, decay: float, state: dict | None = None):
 
 
 def build_model(p: dict[str, Any]) -> tuple[MISTNet, FeatureConfig]:
+    if p["architecture"] == "paper":
+        from estimators.mist_paper.features import PaperFeatures
+        from estimators.mist_paper.model import PaperArchitecture, PaperNet
+
+        arch = PaperArchitecture(**p["model"], quantile=bool(p["quantile"]))
+        return PaperNet(arch), PaperFeatures.from_dict(p["features"])
     fcfg = FeatureConfig(**p["features"])
     arch = Architecture(
         token_dim=fcfg.token_dim,
@@ -372,6 +401,11 @@ def load_init(model: MISTNet, fcfg: FeatureConfig, path: str, device: str = "cpu
     from estimators.checkpoint import CheckpointError, load_checkpoint, read_card
 
     card = read_card(path)
+    if not isinstance(fcfg, FeatureConfig):  # another design: only its own architecture and inputs fit
+        if card.get("architecture") != model.arch.to_dict() or card.get("features") != fcfg.to_dict():
+            raise CheckpointError(f"init_weights {path}: its features or architecture differ from this run's")
+        load_checkpoint(model, path, device=device)
+        return
     old_cfg = FeatureConfig.from_dict(dict(card.get("features", {})))
     old_on = [bool(getattr(old_cfg, k)) for k in _WIDENING]
     new_on = [bool(getattr(fcfg, k)) for k in _WIDENING]
@@ -502,8 +536,11 @@ def train(
     stream = FeatureStream(
         spec, fcfg, int(p["batch_size"]), base + step, bool(p["swap_augment"]), shards, skip=fresh0, order_seed=base
     )
-    source = BatchSource(stream, int(p["workers"]), int(p["replay_pool"]), fcfg.k_pairs, int(p["seed"]) + step)
+    # A replayed batch flips the signs of MIST's canonical pairs; other designs have none (k = 0).
+    k_pairs = getattr(fcfg, "k_pairs", 0)
+    source = BatchSource(stream, int(p["workers"]), int(p["replay_pool"]), k_pairs, int(p["seed"]) + step)
     quantile = bool(p["quantile"])
+    kind = KINDS[p["architecture"]][int(quantile)]
     max_steps, max_sec = int(p["max_steps"]), 60.0 * float(p["max_minutes"] or 1e9)
     gen = torch.Generator().manual_seed(int(p["seed"]) + step)
     fields = [
@@ -534,7 +571,7 @@ def train(
 
     def card(metrics):
         return {
-            "kind": "mist_qr" if quantile else "mist",
+            "kind": kind,
             "architecture": model.arch.to_dict(),
             "features": fcfg.to_dict(),
             "normalisation": fcfg.normalisation,
@@ -614,7 +651,7 @@ def train(
     bar = tqdm(
         total=max_steps if max_steps < 1_000_000 else None,
         initial=step,
-        desc="mist_qr" if quantile else "mist",
+        desc=kind,
         mininterval=10,
         file=sys.stderr,
         dynamic_ncols=True,

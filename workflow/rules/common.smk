@@ -73,9 +73,10 @@ def estimate_files():
 
 
 def model_weights(model):
-    """Weights an estimator uses: the DAG's own training output, or the packaged file."""
-    if config.get("use_shipped_weights", False):
-        return str(SHIPPED_DIR / MODELS[model].get("shipped", f"{model}.safetensors"))
+    """Weights an estimator uses: the DAG's own training output, or the packaged file. A model
+    without a `shipped` file (mist_paper) is trained by the DAG even under use_shipped_weights."""
+    if config.get("use_shipped_weights", False) and MODELS[model].get("shipped"):
+        return str(SHIPPED_DIR / MODELS[model]["shipped"])
     return f"{RESULTS}/models/{model}.safetensors"
 
 

@@ -1,5 +1,6 @@
 # One rule per trained model, named train_<model>, so that `snakemake train_mist` works.
-# Under use_shipped_weights the estimators read the packaged weights and these rules do not run.
+# Under use_shipped_weights the estimators read the packaged weights and these rules do not run,
+# except for models without a `shipped` file (mist_paper, mist_paper_qr).
 
 
 def _train_params(model_name):
