@@ -144,6 +144,7 @@ def test_the_package_scan_imports_the_estimator_modules_only():
         "estimators.minde",
         "estimators.mine",
         "estimators.mist.adapter",
+        "estimators.mist_paper.adapter",
     }
     assert set(registry.estimator_modules()) <= loaded
     assert not {
