@@ -29,13 +29,14 @@ include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/ablation.smk"
 include: "workflow/rules/independence.smk"
 include: "workflow/rules/cmi.smk"
+include: "workflow/rules/claims.smk"
 
 
 # A training-only config (no estimators, e.g. config/pretrain_mist.yaml) has the models as its job.
 rule all:
     input:
         (
-            [rules.tables.output, rules.plots.output, rules.config_used.output, independence_outputs(), cmi_outputs()]
+            [rules.tables.output, rules.plots.output, rules.config_used.output, independence_outputs(), cmi_outputs(), CLAIMS_OUTPUTS]
             if ESTIMATORS
             else rules.models.input
         ),
@@ -47,3 +48,9 @@ rule all:
 rule ablations:
     input:
         ablation_outputs(),
+
+
+# The MIST paper's claims (in `all` too): `snakemake --cores all claims`.
+rule claims:
+    input:
+        CLAIMS_OUTPUTS,

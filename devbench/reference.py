@@ -29,12 +29,16 @@ TABLES = (
     "independence_type1",
     "independence_power",
     "cmi_summary",
+    "claims",
+    "consistency_summary",
     "mist_ablation",
 )
 # mist_ablation: made by the `ablations` target, and only by configs with an `ablation` block; the
 # independence and CMI tables only by configs with those sections.
-OPTIONAL = ("mist_ablation", "independence_type1", "independence_power", "cmi_summary")
+# consistency_summary: made by the `consistency` target only.
+OPTIONAL = ("mist_ablation", "independence_type1", "independence_power", "cmi_summary", "consistency_summary")
 PLOT = "mse_vs_n.png"
+OPTIONAL_PLOTS = ("sample_efficiency.png", "consistency.png")
 CONFIG = "config_used.yaml"
 
 # One fixed caption per table of results/reference/, in the order docs/results.md shows them.
@@ -57,6 +61,12 @@ CAPTIONS = {
     "independence_power": "Power at alpha = 0.05 per alternative and strength (0: independence), n = 200.",
     "cmi_summary": "Conditional MI on Gaussian (X, Y, Z) with analytic CMI: MSE (nats²), bias, MAE and interval "
     "coverage per method and d = dx = dy = dz (KSG: Frenzel-Pompe; gaussian: closed form; others: chain rule).",
+    "claims": "The MIST paper's claims measured on this run (benchmarks.claims, docs/benchmark.md): the paper's "
+    "figure, ours for MIST and mist_paper, how it was measured, and a verdict (supported: at least half the claimed "
+    "factor; weaker; not supported; not measured). The curves of the sample-efficiency row: sample_efficiency.png.",
+    "consistency_summary": "MINDE's self-consistency tests on dequantised digits (the `consistency` target): "
+    "independence, the rise of I(A; B_r) with r, data processing (ideal ratio 1) and additivity (ideal 2), per "
+    "estimator, with pass or fail at the configured tolerances.",
     "mist_ablation": "MIST design ablations (the `ablations` target): validation MSE on the IMD validation split of "
     "one-change variants of a base design (MIST without its pair, radial and raw side inputs) at "
     "the same step budget; `ratio_to_base` > 1 means the change hurts.",
@@ -93,6 +103,9 @@ def copy_reference(results: Path, out: Path) -> list[Path]:
         for ext in ("csv", "md"):
             written.append(Path(shutil.copyfile(results / "tables" / f"{t}.{ext}", out / f"{t}.{ext}")))
     written.append(Path(shutil.copyfile(results / "plots" / PLOT, out / PLOT)))
+    for plot in OPTIONAL_PLOTS:
+        if (results / "plots" / plot).is_file():
+            written.append(Path(shutil.copyfile(results / "plots" / plot, out / plot)))
     written.append(Path(shutil.copyfile(results / CONFIG, out / CONFIG)))
     return written
 
@@ -179,6 +192,9 @@ def results_markdown(ref: Path) -> str:
             "",
             f"![MSE against n, per estimator, corpus and split](../results/reference/{PLOT})",
         ]
+    for plot in OPTIONAL_PLOTS:
+        if (ref / plot).is_file():
+            parts += ["", f"![{Path(plot).stem}](../results/reference/{plot})"]
     return "\n".join(parts) + "\n"
 
 
