@@ -1,6 +1,7 @@
 # The whole job: corpora -> (training) -> estimates -> metrics, tables, plots, report.
 #   snakemake --cores all                       # default config (a 2-core CPU; runtime in the README)
 #   snakemake --cores all ablations             # MIST design ablations (not needed by the tables)
+#   snakemake --cores all consistency           # MINDE's self-consistency tests on digits (not in all)
 #   snakemake all --workflow-profile profiles/slurm --configfile config/paper.yaml   # paper scale, SLURM
 from snakemake.utils import min_version, validate
 
@@ -29,6 +30,7 @@ include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/ablation.smk"
 include: "workflow/rules/independence.smk"
 include: "workflow/rules/cmi.smk"
+include: "workflow/rules/consistency.smk"
 include: "workflow/rules/claims.smk"
 
 
@@ -48,6 +50,13 @@ rule all:
 rule ablations:
     input:
         ablation_outputs(),
+
+
+# MINDE's self-consistency tests on real images (config key `consistency`), every configured
+# method: outside `all` for their cost (docs/benchmark.md, self-consistency).
+rule consistency:
+    input:
+        consistency_outputs(),
 
 
 # The MIST paper's claims (in `all` too): `snakemake --cores all claims`.

@@ -109,7 +109,7 @@ def check(config: dict[str, Any], build_estimators: bool = True) -> None:
     if config.get("estimators") and ref not in config["estimators"]:
         errors.append(f"evaluation.reference_estimator: {ref!r} is not one of the configured estimators")
     configured = config.get("estimators") or {}
-    for section, extra in (("independence", ("hsic", "dcorr")), ("cmi", ())):
+    for section, extra in (("independence", ("hsic", "dcorr")), ("cmi", ()), ("consistency", ())):
         for i, m in enumerate((config.get(section) or {}).get("methods", [])):
             if m not in configured and m not in extra:
                 known = ", ".join([*configured, *extra])

@@ -197,7 +197,7 @@ def test_a_plugin_estimator_runs_through_the_dag(tmp_path):
         "demo": {"estimator": "gauss_demo", "params": {"ridge": 0.0}, "corpora": ["tiny"]},
     }
     cfg["evaluation"] = {**cfg["evaluation"], "ci_bootstrap": 20}
-    for section in ("independence", "cmi"):  # they name the smoke config's estimators
+    for section in ("independence", "cmi", "consistency"):  # they name the smoke config's estimators
         cfg.pop(section, None)
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(cfg))
     out, work = tmp_path / "results", tmp_path / "work"
