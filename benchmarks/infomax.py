@@ -19,7 +19,8 @@ Reported per method and seed: the principal-angle cosines between span(Q) and sp
 the learned projection (`true_mi`: Monte Carlo, with its standard error), wall time per step, and wall
 time to reach 95% of the optimum I(s; y). Times are measured in this process, for every method in the
 same run on the same number of torch threads (`--threads`, default 1), and exclude the snapshots'
-evaluation.
+evaluation: wall seconds, and the process's CPU seconds, which other jobs on a shared machine move far
+less (with one thread, they are the wall time of a quiet machine).
 """
 
 from __future__ import annotations
@@ -170,10 +171,10 @@ def run(method: str, task: Task, seed: int, cfg: dict[str, Any]) -> list[dict[st
         [{"params": [w], "lr": mcfg["lr_w"]}, {"params": loss_fn.params, "lr": mcfg.get("lr_critic", 0.0)}]
     )
     data = torch.Generator().manual_seed(10_000 + seed)
-    snaps = [dict(step=0, seconds=0.0, q=torch.linalg.qr(w.detach())[0].double().numpy())]
-    spent = 0.0
+    snaps = [dict(step=0, seconds=0.0, cpu_seconds=0.0, q=torch.linalg.qr(w.detach())[0].double().numpy())]
+    spent = cpu = 0.0
     for step in range(1, int(mcfg["steps"]) + 1):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         x, y = task.sample(int(cfg["n"]), data)
         u = x @ torch.linalg.qr(w)[0]
         loss = loss_fn.loss(u, y, gen)
@@ -181,8 +182,10 @@ def run(method: str, task: Task, seed: int, cfg: dict[str, Any]) -> list[dict[st
         loss.backward()
         opt.step()
         spent += time.perf_counter() - t0
+        cpu += time.process_time() - c0
         if step % int(mcfg["snapshot_every"]) == 0 or step == int(mcfg["steps"]):
-            snaps.append(dict(step=step, seconds=spent, q=torch.linalg.qr(w.detach())[0].double().numpy()))
+            q = torch.linalg.qr(w.detach())[0].double().numpy()
+            snaps.append(dict(step=step, seconds=spent, cpu_seconds=cpu, q=q))
     return snaps
 
 
@@ -192,7 +195,15 @@ def score(task: Task, snaps: list[dict[str, Any]], mi_star: float, cfg: dict[str
         mi, se = true_mi(task, s["q"], outer=int(cfg["mc_outer"]), inner=int(cfg["mc_inner"]))
         cos = cosines(task, s["q"])
         rows.append(
-            dict(step=s["step"], seconds=s["seconds"], true_mi=mi, true_mi_se=se, cos_min=cos[-1], cos_max=cos[0])
+            dict(
+                step=s["step"],
+                seconds=s["seconds"],
+                cpu_seconds=s["cpu_seconds"],
+                true_mi=mi,
+                true_mi_se=se,
+                cos_min=cos[-1],
+                cos_max=cos[0],
+            )
         )
     out = pd.DataFrame(rows)
     out["share"] = out["true_mi"] / mi_star
@@ -215,8 +226,10 @@ def summarise(traj: pd.DataFrame, target: float) -> pd.DataFrame:
                 true_mi=last["true_mi"],
                 share=last["share"],
                 seconds_per_step=last["seconds"] / max(last["step"], 1),
+                cpu_seconds_per_step=last["cpu_seconds"] / max(last["step"], 1),
                 steps_to_target=float(hit["step"].iloc[0]) if len(hit) else np.nan,
                 seconds_to_target=float(hit["seconds"].iloc[0]) if len(hit) else np.nan,
+                cpu_seconds_to_target=float(hit["cpu_seconds"].iloc[0]) if len(hit) else np.nan,
             )
         )
     return pd.DataFrame(rows)
@@ -253,30 +266,33 @@ def step_cost(n: int = 500, d: int = 20, repeats: int = 20, seed: int = 0) -> pd
     gen = torch.Generator().manual_seed(seed)
     x = torch.randn(n, d, generator=gen)
     y = x + torch.randn(n, d, generator=gen)
+    steps = {f"{name} module forward + backward": _module_step(name, x, y) for name in ("mist", "mist_qr")}
+    steps |= {f"{name} critic step": _critic_step(name, x, y, seed) for name in ("mine", "infonce")}
     rows = [
-        dict(what=f"{name} module forward + backward", seconds=_median_time(_module_step(name, x, y), repeats))
-        for name in ("mist", "mist_qr")
-    ]
-    rows += [
-        dict(what=f"{name} critic step", seconds=_median_time(_critic_step(name, x, y, seed), repeats))
-        for name in ("mine", "infonce")
+        dict(zip(("what", "seconds", "cpu_seconds"), (what, *_median_time(fn, repeats)))) for what, fn in steps.items()
     ]
     out = pd.DataFrame(rows)
-    out["ratio_to_mine"] = out["seconds"] / float(out.loc[out["what"] == "mine critic step", "seconds"].iloc[0])
+    mine = out["what"] == "mine critic step"
+    out["ratio_to_mine"] = out["seconds"] / float(out.loc[mine, "seconds"].iloc[0])
+    out["cpu_ratio_to_mine"] = out["cpu_seconds"] / float(out.loc[mine, "cpu_seconds"].iloc[0])
     return out
 
 
-def _median_time(fn, repeats: int) -> float:
+def _median_time(fn, repeats: int) -> tuple[float, float]:
+    """Median wall and CPU seconds of `fn` (CPU time: what other jobs on a shared machine move least)."""
     fn()  # warm-up
-    times = []
+    wall, cpu = [], []
     for _ in range(repeats):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         fn()
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times))
+        wall.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
+    return float(np.median(wall)), float(np.median(cpu))
 
 
-def study(cfg: dict[str, Any], seeds: list[int], methods: tuple[str, ...]) -> tuple[pd.DataFrame, pd.DataFrame, float]:
+def study(
+    cfg: dict[str, Any], seeds: list[int], methods: tuple[str, ...], partial: Path | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame, float]:
     task = Task(d=int(cfg["d"]), sigma=float(cfg["sigma"]), seed=int(cfg["task_seed"]))
     mi_star, _ = optimum(task, outer=int(cfg["mc_outer"]))
     parts = []
@@ -287,6 +303,9 @@ def study(cfg: dict[str, Any], seeds: list[int], methods: tuple[str, ...]) -> tu
             t.insert(0, "seed", seed)
             t.insert(0, "method", method)
             parts.append(t)
+            if partial is not None:  # every finished run on disk: a late failure loses nothing
+                with atomic_path(partial) as tmp:
+                    pd.concat(parts, ignore_index=True).to_csv(tmp, index=False)
             last = t.iloc[-1]
             print(
                 f"{method:8s} seed {seed}: cos_min {last['cos_min']:.3f} share {last['share']:.3f} "
@@ -327,9 +346,12 @@ def _markdown(summary: pd.DataFrame, cost: pd.DataFrame | None, mi_star: float, 
         cos_min_median=("cos_min", "median"),
         share_median=("share", "median"),
         ms_per_step=("seconds_per_step", lambda s: 1e3 * s.median()),
+        cpu_ms_per_step=("cpu_seconds_per_step", lambda s: 1e3 * s.median()),
         seeds_at_target=("seconds_to_target", lambda s: int(s.notna().sum())),
+        steps_to_target_median=("steps_to_target", "median"),
         seconds_to_target_median=("seconds_to_target", "median"),
         seconds_to_target_worst=("seconds_to_target", "max"),
+        cpu_seconds_to_target_median=("cpu_seconds_to_target", "median"),
     )
     lines = [
         f"InfoMax, d = {cfg['d']}, n = {cfg['n']} rows per step, I(s; y) = {mi_star:.3f} nats; "
@@ -360,7 +382,7 @@ def main(argv: list[str] | None = None) -> None:
     seeds = args.seeds if args.seeds else [int(s) for s in cfg["report_seeds"]]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    traj, summary, mi_star = study(cfg, seeds, methods)
+    traj, summary, mi_star = study(cfg, seeds, methods, partial=out / "trajectories.partial.csv")
     cost = None if args.no_cost else step_cost()
     for name, frame in (("trajectories.csv", traj), ("summary.csv", summary)):
         with atomic_path(out / name) as tmp:
@@ -371,6 +393,7 @@ def main(argv: list[str] | None = None) -> None:
     plot(traj, float(cfg["target"]), out / "curves.png")
     with atomic_path(out / "summary.md") as tmp:
         Path(tmp).write_text(_markdown(summary, cost, mi_star, cfg))
+    (out / "trajectories.partial.csv").unlink(missing_ok=True)
     print(_markdown(summary, cost, mi_star, cfg))
 
 

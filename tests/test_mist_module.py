@@ -207,6 +207,7 @@ def test_infomax_summary_reads_the_first_snapshot_at_target():
             seed=[0] * 6,
             step=[0, 10, 20, 30, 0, 10],
             seconds=[0.0, 1.0, 2.0, 3.0, 0.0, 0.5],
+            cpu_seconds=[0.0, 0.9, 1.8, 2.7, 0.0, 0.4],
             share=[0.1, 0.96, 0.9, 0.97, 0.1, 0.5],
             true_mi=[0.1, 1.9, 1.8, 1.9, 0.1, 1.0],
             cos_min=[0.1, 0.99, 0.98, 0.99, 0.1, 0.5],
@@ -215,5 +216,37 @@ def test_infomax_summary_reads_the_first_snapshot_at_target():
     )
     out = summarise(traj, 0.95).set_index("method")
     assert out.loc["a", "seconds_to_target"] == 1.0 and out.loc["a", "steps_to_target"] == 10
+    assert out.loc["a", "cpu_seconds_to_target"] == 0.9
     assert np.isnan(out.loc["b", "seconds_to_target"])  # never reached: no time, not the last one
     assert out.loc["a", "seconds_per_step"] == 0.1
+
+
+def test_infomax_main_end_to_end(tmp_path):
+    """The whole benchmark on a tiny configuration: every output, scored and summarised."""
+    import pandas as pd
+    import yaml
+
+    from benchmarks import infomax
+
+    cfg = dict(
+        d=4,
+        sigma=0.4,
+        task_seed=0,
+        n=60,
+        target=0.95,
+        mc_outer=100,
+        mc_inner=16,
+        report_seeds=[0],
+        methods={
+            "mist": dict(lr_w=0.3, steps=4, snapshot_every=2),
+            "mine": dict(lr_w=0.1, lr_critic=0.003, steps=4, snapshot_every=2),
+        },
+    )
+    path = tmp_path / "infomax.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    infomax.main(["--config", str(path), "--out", str(tmp_path / "out"), "--no-cost"])
+    summary = pd.read_csv(tmp_path / "out" / "summary.csv")
+    assert sorted(summary["method"]) == ["mine", "mist"]
+    assert (summary["cpu_seconds_per_step"] > 0).all() and summary["cos_min"].between(0, 1).all()
+    assert (tmp_path / "out" / "curves.png").is_file() and "mist" in (tmp_path / "out" / "summary.md").read_text()
+    assert not (tmp_path / "out" / "trajectories.partial.csv").exists()
