@@ -154,3 +154,36 @@ def test_conformance_on_trained_weights(trained):
             estimators.registry.estimator_class(name)(weights=str(w)),
             skip=["dependence_scores_above_independence", "bad_input_cases"],
         )
+
+
+@pytest.mark.slow
+def test_the_dag_trains_and_runs_mist_paper_under_shipped_weights(tmp_path):
+    """A model without a `shipped` file is trained by the DAG even under use_shipped_weights, and its
+    estimator gets the trained file (weights_input): the smoke corpus, tiny budgets."""
+    import subprocess
+
+    import pandas as pd
+    import yaml
+    from conftest import ROOT, snakemake_cmd
+
+    cfg = yaml.safe_load((ROOT / "config" / "smoke.yaml").read_text())
+    assert cfg["use_shipped_weights"] is True
+    tiny = {**TINY, "max_steps": 3, "data": {**TINY["data"], "shards": 1, "per_shard": 16}}
+    cfg["models"] = {
+        "mist_paper": {"trainer": "mist", "threads": 1, "train": tiny},
+        "mist_paper_qr": {"trainer": "mist", "threads": 1, "train": {**tiny, "quantile": True, "calib_size": 12}},
+    }
+    for name in ("mist_paper", "mist_paper_qr"):
+        cfg["estimators"][name] = {"estimator": name, "model": name, "corpora": ["standard"]}
+    for section in ("independence", "cmi", "consistency"):  # they name the smoke config's estimators only
+        cfg.pop(section, None)
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(cfg))
+    out, work = tmp_path / "results", tmp_path / "work"
+    work.mkdir()
+    cmd = snakemake_cmd(tmp_path / "config.yaml", out, work, "--cores", "2", "-q")
+    r = subprocess.run(cmd, cwd=work, capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert json.loads((out / "models" / "mist_paper_qr.json").read_text())["kind"] == "mist_paper_qr"
+    est = pd.read_csv(out / "estimates" / "standard" / "mist_paper" / "shard-000.csv")
+    assert (est["status"] == "ok").any()
+    assert {"mist_paper", "mist_paper_qr"} <= set(pd.read_csv(out / "tables" / "mse_by_nbin.csv")["estimator"])
