@@ -327,7 +327,9 @@ def test_smoke_dag_killed_midway_resumes_and_keeps_finished_outputs(tmp_path):
     _check_complete(results, smoke)  # atomic writes: whatever is visible is whole
     assert set(finished_outputs) <= set(before), "a finished job's output is missing"
     assert sum(k.startswith("estimates/") for k in finished_outputs) >= 2
-    assert not (results / "tables").exists() or not any((results / "tables").iterdir())
+    # The kill lands before the evaluation of the estimates (rules independent of them, such as the
+    # CMI and independence summaries, may already have written their tables: the scheduler's order).
+    assert not any((results / "tables" / f"{t}.csv").exists() for t in ("mse_by_nbin", "accuracy", "claims"))
 
     # SIGKILL leaves Snakemake's lock behind: unlock (as docs/benchmark.md says), then rerun.
     subprocess.run(cmd + ["--unlock"], cwd=work, env=env, check=True, capture_output=True, text=True)
