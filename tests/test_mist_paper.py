@@ -187,3 +187,20 @@ def test_the_dag_trains_and_runs_mist_paper_under_shipped_weights(tmp_path):
     est = pd.read_csv(out / "estimates" / "standard" / "mist_paper" / "shard-000.csv")
     assert (est["status"] == "ok").any()
     assert {"mist_paper", "mist_paper_qr"} <= set(pd.read_csv(out / "tables" / "mse_by_nbin.csv")["estimator"])
+
+
+def test_paper_design_overlay_adds_the_estimators_to_the_default_config():
+    """config/paper_design.yaml on top of config/config.yaml: a valid config whose estimators add
+    mist_paper and mist_paper_qr to the default ones (which leave them out, for the DAG's budget)."""
+    import yaml
+    from conftest import ROOT
+    from snakemake.utils import update_config
+
+    from benchmarks.config import check
+
+    base = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    assert not {"mist_paper", "mist_paper_qr"} & set(base["estimators"])
+    merged = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    update_config(merged, yaml.safe_load((ROOT / "config" / "paper_design.yaml").read_text()))
+    assert set(merged["estimators"]) == set(base["estimators"]) | {"mist_paper", "mist_paper_qr"}
+    check(merged, build_estimators=False)
