@@ -73,3 +73,11 @@ def test_claims_table_end_to_end():
     assert speed["mist"] == "1.5x" and speed["verdict"] == "weaker"  # under half the claimed 4x
     assert table["mist_paper"].eq("—").all()  # not in this run
     assert set(curves.columns) == {"ksg", "mist"}
+
+
+def test_mixed_dimension_row_reads_the_devbench_table():
+    assert claims.mixed_dimensions(None)["verdict"] == "not measured"
+    table = pd.DataFrame(dict(d=[16, 32], steps=300, mse_mixed=[1.0, 2.0], mse_single=[3.0, 2.0], factor=[3.0, 1.0]))
+    row = claims.mixed_dimensions(table)
+    assert row["mist"].startswith("2x") and row["verdict"] == "supported"  # median of 3x and 1x
+    assert "d 16: 3 / 1 = 3x" in row["measured"]

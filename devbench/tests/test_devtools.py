@@ -168,3 +168,14 @@ def test_module_bench_reports_the_gap_to_estimate():
     rows = agreement("mist", [0.0, 0.02], size=6, val_seed=5)
     assert [r["temperature"] for r in rows] == [0.0, 0.02] and rows[0]["datasets"] == 6
     assert rows[0]["median"] < 0.01 and 0 < rows[1]["max"]  # hard ranks: estimate() itself
+
+
+def test_mixed_dims_recipe_is_the_dags_mist_but_for_data_and_steps():
+    import yaml
+
+    from devbench.mixed_dims import ROOT, recipe
+
+    mist = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())["models"]["mist"]["train"]
+    p = recipe(7)
+    assert p["max_steps"] == 7 and p["data"]["shards"] == 0 and p["data"]["beyond_frac"] == 0.0
+    assert p["features"] == mist["features"] and p["model"] == mist["model"] and p["lr"] == mist["lr"]
