@@ -314,16 +314,7 @@ def dataset_features(
     ctx = np.concatenate(
         [
             [
-                np.log(n) / 6.0,
-                3.0 / np.sqrt(n),
-                np.log(dx) / 3.5,
-                np.log(dy) / 3.5,
-                min(dx / n, 5.0),
-                min(dy / n, 5.0),
-                np.log1p(dx * dy / (2.0 * n)),
-                k / 32.0,
-                lam,
-                min(dx, dy) / max(dx, dy),
+                *size_entries(n, dx, dy, lam),
                 side * g / 5.0,
                 side * np.log1p(g),
                 side * pair_mi[kk:].sum() / 5.0,
@@ -341,6 +332,23 @@ def dataset_features(
         ]
     ).astype(np.float32)
     return tokens, ctx, g if cfg.side_input else 0.0
+
+
+def size_entries(n: int, dx: int, dy: int, lam: float) -> list[float]:
+    """The context's first entries: sample size, dimensions, the classic bias scale dx*dy/(2n), the
+    rank of the CCA and its shrinkage (shared with `estimators.mist.torch_features`)."""
+    return [
+        np.log(n) / 6.0,
+        3.0 / np.sqrt(n),
+        np.log(dx) / 3.5,
+        np.log(dy) / 3.5,
+        min(dx / n, 5.0),
+        min(dy / n, 5.0),
+        np.log1p(dx * dy / (2.0 * n)),
+        min(dx, dy) / 32.0,
+        lam,
+        min(dx, dy) / max(dx, dy),
+    ]
 
 
 def _pair_signs(w: np.ndarray) -> np.ndarray:

@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 from estimators.discrete import MAX_LEVELS, recode_categorical
-from estimators.mist.features import KNN_KS, KNN_STATS, RHO_MAX, FeatureConfig, _raw_count
+from estimators.mist.features import KNN_KS, KNN_STATS, RHO_MAX, FeatureConfig, _raw_count, size_entries
 
 _PAIRWISE_ELEMENTS = 1 << 24  # soft ranks: the largest (n, n, columns) block built at once
 
@@ -436,16 +436,7 @@ def dataset_features(
 
     side = 1.0 if cfg.side_input else 0.0
     entries: list = [
-        math.log(n) / 6.0,
-        3.0 / math.sqrt(n),
-        math.log(dx) / 3.5,
-        math.log(dy) / 3.5,
-        min(dx / n, 5.0),
-        min(dy / n, 5.0),
-        math.log1p(dx * dy / (2.0 * n)),
-        k / 32.0,
-        lam,
-        min(dx, dy) / max(dx, dy),
+        *(float(e) for e in size_entries(n, dx, dy, lam)),
         side * g / 5.0,
         side * torch.log1p(g),
         side * pair_mi[kk:].sum() / 5.0,
